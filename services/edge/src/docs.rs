@@ -1,0 +1,78 @@
+//! `/openapi.json` and `/swagger`: the service's OpenAPI 3.1 document and Swagger UI.
+//!
+//! The UI's files are compiled into the binary (utoipa-swagger-ui's `vendored` feature), so the
+//! page works on a laptop with no network.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, StatusCode, header};
+use utoipa::OpenApi;
+use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa_swagger_ui::Config;
+use warp::Filter;
+use warp::path::{FullPath, Tail};
+use warp::reply::Response;
+
+use crate::problem::Problem;
+use crate::request::route;
+
+/// The operational endpoints every service shares, merged into each service's document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(crate::health::health, crate::health::live, crate::health::ready, crate::metrics::metrics),
+    components(schemas(Problem, crate::health::HealthReport, crate::health::CheckOutcome, crate::health::CheckStatus)),
+    tags((name = "health", description = "Liveness, readiness and summary health"),
+         (name = "operations", description = "Metrics for Prometheus"))
+)]
+struct EdgeDoc;
+
+/// The service's document with the shared endpoints and schemas added.
+pub fn merged(mut service: OpenApiDoc) -> OpenApiDoc {
+    service.merge(EdgeDoc::openapi());
+    service
+}
+
+/// `GET /openapi.json`, `GET /swagger` (redirects to `/swagger/`) and `GET /swagger/{file}`.
+pub(crate) fn routes(doc: OpenApiDoc) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let json: Arc<[u8]> = serde_json::to_vec(&doc).unwrap_or_default().into();
+    let openapi = warp::path!("openapi.json").and(warp::get()).and(route("/openapi.json")).map(move || {
+        let mut response = Response::new(json.to_vec().into());
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    });
+
+    let config = Arc::new(Config::from("/openapi.json"));
+    // warp ignores a trailing slash when matching, so `/swagger` and `/swagger/` are told apart
+    // by the full path: the UI's relative links only work under `/swagger/`.
+    let swagger = warp::path("swagger")
+        .and(warp::path::tail())
+        .and(warp::path::full())
+        .and(warp::get())
+        .and(route("/swagger"))
+        .and_then(move |tail: Tail, full: FullPath| {
+            let config = config.clone();
+            async move {
+                if tail.as_str().is_empty() && !full.as_str().ends_with('/') {
+                    let mut response = Response::new(Default::default());
+                    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                    response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/swagger/"));
+                    return Ok(response);
+                }
+                match utoipa_swagger_ui::serve(tail.as_str(), config) {
+                    Ok(Some(file)) => {
+                        let mut response = Response::new(file.bytes.into_owned().into());
+                        if let Ok(value) = HeaderValue::from_str(&file.content_type) {
+                            response.headers_mut().insert(header::CONTENT_TYPE, value);
+                        }
+                        Ok(response)
+                    }
+                    Ok(None) => Err(warp::reject::not_found()),
+                    Err(err) => {
+                        tracing::error!(error = %err, "swagger ui file failed");
+                        Ok(Problem::internal().into_response())
+                    }
+                }
+            }
+        });
+    openapi.or(swagger).unify()
+}

@@ -1,0 +1,30 @@
+//! The HTTP edge every wharf service stands behind.
+//!
+//! A service hands the edge its API routes (warp filters), its OpenAPI document and its health
+//! checks; the edge adds what every service must do the same way:
+//!
+//! - problem+json (RFC 9457) for every error, with the request's correlation id ([`problem`]);
+//! - `X-Correlation-ID` accepted or generated, echoed, and on every log line ([`request`]);
+//! - security headers on every response and no `Server` header ([`security`]);
+//! - request body limits and JSON parsing with clear errors ([`body`]), paging ([`paging`]);
+//! - `/health`, `/health/live`, `/health/ready` ([`health`]), `/metrics` ([`metrics`]),
+//!   `/openapi.json` and `/swagger` ([`docs`]), `/admin/chaos/*` when enabled ([`chaos`]);
+//! - graceful shutdown: stop accepting, drain in-flight requests up to a deadline ([`server`]).
+
+pub mod body;
+pub mod chaos;
+pub mod docs;
+pub mod health;
+pub mod metrics;
+pub mod paging;
+pub mod problem;
+pub mod request;
+pub mod security;
+pub mod server;
+
+pub use body::json_body;
+pub use health::{Check, CheckOutcome, CheckStatus};
+pub use paging::Page;
+pub use problem::{FieldErrors, Problem};
+pub use request::{correlation_id, route};
+pub use server::{Edge, EdgeConfig, EdgeError, RunningEdge, ServiceName};

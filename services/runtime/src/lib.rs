@@ -1,0 +1,17 @@
+//! Start-up for wharf services: everything a service needs before it can serve a request.
+//!
+//! - [`config`]: typed configuration read once from the environment; a bad value is a one-line
+//!   error naming the variable and what it accepts, never a panic.
+//! - [`telemetry`]: structured logging (JSON or pretty) with the `RUST_LOG` filter.
+//! - [`database`]: the SQLite or PostgreSQL pool behind `DATABASE_URL`, with embedded migrations.
+//! - [`lifecycle`]: a started service (edge, supervisor, database) and its orderly stop.
+
+pub mod config;
+pub mod database;
+pub mod lifecycle;
+pub mod telemetry;
+
+pub use config::{ConfigError, ConfigErrors, Env, ServiceConfig};
+pub use database::{Database, DatabaseError};
+pub use lifecycle::{RunningService, Stopped};
+pub use telemetry::{LogFormat, init_telemetry};

@@ -1,0 +1,80 @@
+//! A started service and its orderly stop.
+//!
+//! The order matters: first the edge stops accepting and drains in-flight requests (which still
+//! need the actors and the database), then the supervisor stops its actors, then the database
+//! pool closes. A supervision escalation takes the same path but ends in [`Stopped::Escalated`],
+//! which `main` turns into a non-zero exit so the orchestrator restarts the process.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use wharf_actors::{Liveness, SupervisorHandle};
+use wharf_edge::RunningEdge;
+
+use crate::Database;
+
+/// How a service's run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// Asked to stop (signal): exit 0.
+    Requested,
+    /// Supervision escalated: exit non-zero.
+    Escalated(String),
+}
+
+/// A serving service: its edge, its supervisor and its database.
+#[derive(Debug)]
+pub struct RunningService {
+    edge: RunningEdge,
+    supervisor: SupervisorHandle,
+    db: Database,
+}
+
+impl RunningService {
+    /// Bundles the started parts.
+    pub fn new(edge: RunningEdge, supervisor: SupervisorHandle, db: Database) -> Self {
+        Self { edge, supervisor, db }
+    }
+
+    /// Where the edge listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.edge.local_addr()
+    }
+
+    /// The service's supervisor (tests kill its children).
+    pub fn supervisor(&self) -> &SupervisorHandle {
+        &self.supervisor
+    }
+
+    /// The liveness the supervisor escalates into.
+    pub fn liveness(&self) -> &Liveness {
+        self.supervisor.liveness()
+    }
+
+    /// The service's database.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Serves until `signal` resolves or supervision escalates, then stops in order.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Stopped {
+        let liveness = self.liveness().clone();
+        let stopped = tokio::select! {
+            () = signal => Stopped::Requested,
+            reason = liveness.failed() => {
+                tracing::error!(reason = %reason, "supervision escalated; stopping so the orchestrator restarts the process");
+                Stopped::Escalated(reason)
+            }
+        };
+        self.shutdown().await;
+        stopped
+    }
+
+    /// Drains the edge, stops the actors, closes the database.
+    pub async fn shutdown(self) {
+        self.edge.shutdown().await;
+        self.supervisor.shutdown().await;
+        self.db.close().await;
+        tracing::info!("stopped");
+    }
+}
