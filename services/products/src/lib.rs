@@ -1,0 +1,114 @@
+//! The wharf product catalogue service.
+//!
+//! Start-up reads like the request path: configuration → database (migrated) → the supervisor
+//! and its store pool → the edge with the `/api/products` routes. `main.rs` only adds process
+//! concerns (exit codes, signals).
+//!
+//! ```text
+//! products (supervisor)
+//! └── products/store        pool of StoreWorker actors (products/store/0 … n-1)
+//! ```
+
+pub mod domain;
+pub mod routes;
+pub mod store;
+pub mod store_worker;
+
+use std::sync::Arc;
+
+use utoipa::OpenApi;
+use wharf_actors::{Liveness, RestartPolicy, Supervisor, SupervisorError, pool};
+use wharf_edge::{Edge, EdgeError, ServiceName};
+use wharf_runtime::{Database, DatabaseError, Env, RunningService, ServiceConfig};
+
+use crate::store::{POSTGRES_MIGRATIONS, ProductStore, SQLITE_MIGRATIONS};
+use crate::store_worker::{Catalogue, StoreWorker};
+
+/// How the service names itself.
+pub const SERVICE: ServiceName = ServiceName { display: "ProductService", short: "products" };
+/// `PORT` when unset.
+pub const DEFAULT_PORT: u16 = 5000;
+
+/// The products service's configuration.
+#[derive(Debug, Clone)]
+pub struct ProductsConfig {
+    /// What every service reads.
+    pub service: ServiceConfig,
+    /// `SEED_DEMO_DATA`: add a small demo catalogue when the store is empty.
+    pub seed_demo: bool,
+    /// `STORE_QUEUE`: requests that may wait for a store worker before new ones get 503.
+    pub store_queue: usize,
+    /// The registry name of the service's supervisor; its actors are named under it. Actor
+    /// names are process-wide, so tests that start several services in one process vary it.
+    pub actor_namespace: String,
+}
+
+impl ProductsConfig {
+    /// Reads the configuration; errors are collected in `env`.
+    pub fn from_env(env: &mut Env) -> Self {
+        let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
+        let seed_demo = env.boolean("SEED_DEMO_DATA", false);
+        let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
+        Self { service, seed_demo, store_queue, actor_namespace: SERVICE.short.to_owned() }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened, migrated or seeded.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// Seeding failed.
+    #[error("seeding the demo catalogue failed: {0}")]
+    Seed(#[from] store::StoreError),
+    /// The actors could not be started.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// The edge could not listen.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+}
+
+/// Starts the service; it serves until [`RunningService::run_until`] or `shutdown`.
+pub async fn start(config: ProductsConfig) -> Result<RunningService, StartError> {
+    let settings = &config.service;
+    let db = Database::connect(&settings.database_url, settings.database_max_connections).await?;
+    db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await?;
+    let store = ProductStore::new(db.clone());
+    if config.seed_demo {
+        let added = store.seed_demo().await?;
+        if added > 0 {
+            tracing::info!(added, "seeded the demo catalogue");
+        }
+    }
+
+    let policy: RestartPolicy = settings.restart_policy();
+    // One worker per pooled connection: more would only queue inside the database pool.
+    let workers = usize::try_from(settings.database_max_connections).unwrap_or(1);
+    let (store_spec, store_pool) =
+        pool("store", Arc::new(StoreWorker::new(store)), workers, config.store_queue, policy);
+    let liveness = Liveness::new();
+    let supervisor =
+        Supervisor::start(config.actor_namespace.clone(), policy, liveness.clone(), vec![store_spec]).await?;
+
+    let mut edge = Edge::new(SERVICE, settings.edge(), liveness).check(db.clone()).supervisor(supervisor.clone());
+    edge = edge.openapi(routes::ApiDoc::openapi());
+    let api = routes::routes(Catalogue::new(store_pool), edge.body_limit());
+    let edge = match edge.serve(api).await {
+        Ok(edge) => edge,
+        Err(err) => {
+            supervisor.shutdown().await;
+            db.close().await;
+            return Err(err.into());
+        }
+    };
+    tracing::info!(
+        service = SERVICE.short,
+        addr = %edge.local_addr(),
+        database = db.backend(),
+        workers,
+        "ready"
+    );
+    Ok(RunningService::new(edge, supervisor, db))
+}
