@@ -63,7 +63,7 @@ pub fn correlation_id() -> String {
 
 /// A filter that records `template` as the current request's route. Place it after the path and
 /// method filters of a route, so only the route that matched records itself.
-pub fn route(template: &'static str) -> impl Filter<Extract = (), Error = std::convert::Infallible> + Clone + Copy {
+pub fn route(template: &'static str) -> impl Filter<Extract = (), Error = std::convert::Infallible> + Copy {
     warp::any()
         .map(move || {
             // Outside a scope (warp::test) there is nothing to record into.

@@ -1,6 +1,8 @@
 //! Black-box tests of the products HTTP API: the real service on an ephemeral port, spoken to
 //! over HTTP, checked against CONTRACT.md.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use serde_json::{Value, json};

@@ -1,6 +1,8 @@
 //! The products service under actor failure: killed store actors are restarted, callers get
 //! answers (success or 503, never a hang or a 500), and a restart storm escalates to liveness.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

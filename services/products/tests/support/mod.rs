@@ -1,6 +1,6 @@
 //! Starts the real products service on an ephemeral port for black-box tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,4 +100,40 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
         assert!(body[field].is_string(), "problem has {field}: {body}");
     }
     body
+}
+
+/// A fresh, empty PostgreSQL database for one test, dropped by [`PgTestDb::drop_db`].
+/// The server is `WHARF_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
+/// when it cannot be reached the test fails: the integration tier never skips.
+pub struct PgTestDb {
+    pub url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl PgTestDb {
+    pub async fn create() -> Self {
+        use sqlx::Connection;
+        let admin_url = std::env::var("WHARF_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = unique("wharf_test").replace('-', "_");
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|err| panic!("PostgreSQL at {admin_url} is required by the integration tier: {err}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
+        Self { url: format!("{base}/{name}"), admin_url, name }
+    }
+
+    pub async fn drop_db(self) {
+        use sqlx::Connection;
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&mut admin)
+                .await;
+        }
+    }
 }

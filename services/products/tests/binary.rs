@@ -1,0 +1,138 @@
+//! The `products` binary as a process: configuration errors, start-up, SIGTERM and escalation
+//! exit codes — what Kubernetes sees.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn products(vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_products"));
+    let dir = std::env::temp_dir().join(format!("wharf-bin-{}", support::unique("products")));
+    command
+        .env_clear()
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .env("DATABASE_URL", format!("sqlite://{}/products.db?mode=rwc", dir.display()))
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts the binary and waits for its `ready` log line; returns the process, its base URL and
+/// the time it took.
+fn start(vars: &[(&str, &str)]) -> (Child, String, Duration) {
+    let started = Instant::now();
+    let mut child = products(vars).spawn().expect("spawn products");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let log: serde_json::Value = serde_json::from_str(&line).expect("every stdout line is a JSON log record");
+        if log["message"] == "ready" {
+            let addr = log["addr"].as_str().expect("ready names the address").to_owned();
+            return (child, format!("http://{addr}"), started.elapsed());
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("products did not become ready");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn terminate(child: &Child) {
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn bad_configuration_is_one_line_per_variable_and_exit_code_2() {
+    let output = products(&[("PORT", "http"), ("LOG_FORMAT", "xml"), ("BODY_LIMIT_BYTES", "-5")]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    assert!(stderr.contains(r#"invalid PORT="http": expected an integer from 0 to 65535"#), "{stderr}");
+    assert!(stderr.contains("LOG_FORMAT") && stderr.contains("BODY_LIMIT_BYTES"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn starts_quickly_and_sigterm_exits_cleanly() {
+    let (mut child, base, took) = start(&[]);
+    eprintln!("products ready in {took:?}");
+    assert!(took < Duration::from_secs(5), "start-up took {took:?}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ready = reqwest::get(format!("{base}/health/ready")).await.unwrap();
+        assert_eq!(ready.status(), 200);
+    });
+    terminate(&child);
+    let status = wait_exit(&mut child, Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
+}
+
+#[test]
+fn a_taken_port_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let output = products(&[("PORT", &port)]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("set PORT to another port"), "{stderr}");
+}
+
+#[test]
+fn unreachable_database_fails_start_up_with_exit_code_1() {
+    let output = products(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect to the database"), "{stderr}");
+}
+
+#[test]
+fn a_restart_storm_makes_the_process_exit_non_zero() {
+    let (mut child, base, _) = start(&[("CHAOS_ENABLED", "true"), ("SUPERVISOR_MAX_RESTARTS", "1")]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let actors: serde_json::Value =
+            client.get(format!("{base}/admin/chaos/actors")).send().await.unwrap().json().await.unwrap();
+        let store = actors["actors"][0].as_str().unwrap().to_owned();
+        assert!(store.ends_with("/store"), "{actors}");
+        for _ in 0..10 {
+            let sent =
+                client.post(format!("{base}/admin/chaos/kill")).json(&serde_json::json!({"actor": store})).send().await;
+            if sent.is_err() {
+                break; // the process is going down
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(1), "escalation exits non-zero so the pod is restarted");
+}
