@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use warp::Filter;
-use warp::Reply as _;
 use warp::reply::Response;
 
 use crate::body::json_body;
 use crate::problem::{FieldErrors, Problem};
+use crate::reply::json;
 use crate::request::route;
 use crate::server::EdgeState;
 
@@ -22,7 +22,7 @@ fn actors(state: &EdgeState) -> Vec<String> {
 }
 
 async fn list(state: Arc<EdgeState>) -> Result<Response, std::convert::Infallible> {
-    Ok(warp::reply::json(&serde_json::json!({ "actors": actors(&state) })).into_response())
+    Ok(json(StatusCode::OK, &serde_json::json!({ "actors": actors(&state) })))
 }
 
 async fn kill(state: Arc<EdgeState>, body: serde_json::Value) -> Result<Response, std::convert::Infallible> {
@@ -39,8 +39,7 @@ async fn kill(state: Arc<EdgeState>, body: serde_json::Value) -> Result<Response
     match wharf_actors::chaos::kill(name) {
         Ok(()) => {
             tracing::warn!(actor = name, "chaos: actor killed on request");
-            let body = warp::reply::json(&serde_json::json!({ "killed": name }));
-            Ok(warp::reply::with_status(body, StatusCode::ACCEPTED).into_response())
+            Ok(json(StatusCode::ACCEPTED, &serde_json::json!({ "killed": name })))
         }
         Err(err) => Ok(Problem::not_found(err.to_string()).into_response()),
     }

@@ -53,8 +53,7 @@ pub(crate) fn routes(doc: OpenApiDoc) -> impl Filter<Extract = (Response,), Erro
             let config = config.clone();
             async move {
                 if tail.as_str().is_empty() && !full.as_str().ends_with('/') {
-                    let mut response = Response::new(Default::default());
-                    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                    let mut response = crate::reply::empty(StatusCode::MOVED_PERMANENTLY);
                     response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/swagger/"));
                     return Ok(response);
                 }

@@ -98,22 +98,11 @@ async fn run_checks(state: &EdgeState) -> BTreeMap<&'static str, CheckOutcome> {
     checks
 }
 
+/// Health answers must never be cached by a proxy: they describe this instant.
 fn json(status: StatusCode, body: &impl Serialize) -> Response {
-    let mut response = warp::reply::json(body).into_response_with(status);
+    let mut response = crate::reply::json(status, body);
     response.headers_mut().insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
     response
-}
-
-trait WithStatus {
-    fn into_response_with(self, status: StatusCode) -> Response;
-}
-
-impl<T: warp::Reply> WithStatus for T {
-    fn into_response_with(self, status: StatusCode) -> Response {
-        let mut response = self.into_response();
-        *response.status_mut() = status;
-        response
-    }
 }
 
 /// Summary health of the service.

@@ -18,6 +18,7 @@ pub mod health;
 pub mod metrics;
 pub mod paging;
 pub mod problem;
+pub mod reply;
 pub mod request;
 pub mod security;
 pub mod server;

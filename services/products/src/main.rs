@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         eprintln!("{errors}");
         return ExitCode::from(2);
     }
-    init_telemetry(config.service.log_format, &config.service.log_filter);
+    let _telemetry = init_telemetry(config.service.log_format, &config.service.log_filter);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -10,7 +10,8 @@ use utoipa::OpenApi;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
-use warp::reply::{Reply, Response};
+use warp::reply::Response;
+use wharf_edge::reply::{empty, json};
 use wharf_edge::{FieldErrors, Page, Problem, json_body, route};
 
 use crate::domain::{NewProduct, Product, ProductInput};
@@ -26,10 +27,6 @@ use crate::store_worker::Catalogue;
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
-
-fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    warp::reply::with_status(warp::reply::json(body), status).into_response()
-}
 
 fn answer(result: Result<Response, Problem>) -> Result<Response, Infallible> {
     Ok(result.unwrap_or_else(Problem::into_response))
@@ -113,7 +110,7 @@ async fn delete(id: String, catalogue: Catalogue) -> Result<Response, Infallible
     answer(
         async {
             catalogue.delete(parse_id(&id)?).await?;
-            Ok(warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response())
+            Ok(empty(StatusCode::NO_CONTENT))
         }
         .await,
     )

@@ -14,4 +14,4 @@ pub mod telemetry;
 pub use config::{ConfigError, ConfigErrors, Env, ServiceConfig};
 pub use database::{Database, DatabaseError};
 pub use lifecycle::{RunningService, Stopped};
-pub use telemetry::{LogFormat, init_telemetry};
+pub use telemetry::{LogFormat, TelemetryGuard, init_telemetry};
