@@ -61,7 +61,7 @@ pub enum StartError {
     Database(#[from] DatabaseError),
     /// Seeding failed.
     #[error("seeding the demo catalogue failed: {0}")]
-    Seed(#[from] store::StoreError),
+    Seed(#[from] wharf_runtime::StoreError),
     /// The actors could not be started.
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),

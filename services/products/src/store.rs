@@ -7,7 +7,7 @@
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use wharf_edge::Page;
-use wharf_runtime::Database;
+use wharf_runtime::{Database, StoreError};
 
 use crate::domain::{Description, NewProduct, Price, Product, ProductName, Stock};
 
@@ -15,28 +15,6 @@ use crate::domain::{Description, NewProduct, Price, Product, ProductName, Stock}
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 /// The embedded migrations, one set per backend.
 pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// A failed store operation.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database did not answer in time or the connection broke: worth retrying later.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    /// Anything else: a fault of ours.
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
-                Self::Unavailable(err)
-            }
-            other => Self::Database(other),
-        }
-    }
-}
 
 #[derive(FromRow)]
 struct ProductRow {

@@ -9,13 +9,12 @@
 //! idempotent) and answers writes with `WorkerDied` — the write may or may not have committed,
 //! so the client gets a 503 and decides, rather than risking a duplicate product.
 
-use std::time::Duration;
-
-use wharf_actors::{PoolError, PoolHandle, Worker};
+use wharf_actors::{PoolHandle, Worker};
 use wharf_edge::{Page, Problem};
+use wharf_runtime::{StoreClient, StoreError};
 
 use crate::domain::{NewProduct, Product};
-use crate::store::{ProductStore, StoreError};
+use crate::store::ProductStore;
 
 /// One unit of store work.
 #[derive(Debug)]
@@ -80,46 +79,21 @@ impl Worker for StoreWorker {
     }
 }
 
-/// How long a request waits for the store before answering 503. Above the database pool's
-/// acquire timeout, so a saturated pool reports itself first.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a read waits for a restarting store pool before answering 503.
-const READ_PATIENCE: Duration = Duration::from_secs(1);
-
 /// Typed access to the store pool for the routes.
 #[derive(Debug, Clone)]
 pub struct Catalogue {
-    pool: PoolHandle<StoreWorker>,
+    store: StoreClient<StoreWorker>,
 }
 
 impl Catalogue {
     /// Calls through `pool`.
     pub fn new(pool: PoolHandle<StoreWorker>) -> Self {
-        Self { pool }
-    }
-
-    /// Runs a read. Reads are idempotent, so while the pool is restarting (a blip of tens of
-    /// milliseconds) they wait for it, up to [`READ_PATIENCE`], instead of failing at once.
-    async fn read(&self, job: impl Fn() -> StoreJob) -> Result<StoreOutput, Problem> {
-        let deadline = tokio::time::Instant::now() + READ_PATIENCE;
-        loop {
-            match tokio::time::timeout(CALL_TIMEOUT, self.pool.call(job())).await {
-                Ok(Err(PoolError::Unavailable | PoolError::WorkerDied)) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                outcome => return answer(outcome),
-            }
-        }
-    }
-
-    /// Runs a write once: a write whose worker died may have committed, so it is not repeated.
-    async fn call(&self, job: StoreJob) -> Result<StoreOutput, Problem> {
-        answer(tokio::time::timeout(CALL_TIMEOUT, self.pool.call(job)).await)
+        Self { store: StoreClient::new(pool, "product store") }
     }
 
     /// A page of products.
     pub async fn list(&self, page: Page) -> Result<Vec<Product>, Problem> {
-        match self.read(|| StoreJob::List(page)).await? {
+        match self.store.read(|| StoreJob::List(page)).await? {
             StoreOutput::Products(products) => Ok(products),
             other => Err(mismatch(&other)),
         }
@@ -127,7 +101,7 @@ impl Catalogue {
 
     /// One product, or a 404 problem.
     pub async fn get(&self, id: i64) -> Result<Product, Problem> {
-        match self.read(|| StoreJob::Get(id)).await? {
+        match self.store.read(|| StoreJob::Get(id)).await? {
             StoreOutput::Product(product) => product.ok_or_else(|| not_found(id)),
             other => Err(mismatch(&other)),
         }
@@ -135,7 +109,7 @@ impl Catalogue {
 
     /// Adds a product.
     pub async fn create(&self, product: NewProduct) -> Result<Product, Problem> {
-        match self.call(StoreJob::Create(product)).await? {
+        match self.store.write(StoreJob::Create(product)).await? {
             StoreOutput::Product(Some(product)) => Ok(product),
             other => Err(mismatch(&other)),
         }
@@ -143,7 +117,7 @@ impl Catalogue {
 
     /// Replaces a product, or a 404 problem.
     pub async fn update(&self, id: i64, product: NewProduct) -> Result<Product, Problem> {
-        match self.call(StoreJob::Update(id, product)).await? {
+        match self.store.write(StoreJob::Update(id, product)).await? {
             StoreOutput::Product(product) => product.ok_or_else(|| not_found(id)),
             other => Err(mismatch(&other)),
         }
@@ -151,7 +125,7 @@ impl Catalogue {
 
     /// Removes a product, or a 404 problem.
     pub async fn delete(&self, id: i64) -> Result<(), Problem> {
-        match self.call(StoreJob::Delete(id)).await? {
+        match self.store.write(StoreJob::Delete(id)).await? {
             StoreOutput::Deleted(true) => Ok(()),
             StoreOutput::Deleted(false) => Err(not_found(id)),
             other => Err(mismatch(&other)),
@@ -167,30 +141,4 @@ fn not_found(id: i64) -> Problem {
 fn mismatch(output: &StoreOutput) -> Problem {
     tracing::error!(?output, "store worker answered with the wrong kind of output");
     Problem::internal()
-}
-
-/// Maps a pool call's outcome to the output or the problem the client sees.
-fn answer(
-    outcome: Result<Result<Result<StoreOutput, StoreError>, PoolError>, tokio::time::error::Elapsed>,
-) -> Result<StoreOutput, Problem> {
-    match outcome {
-        Ok(Ok(Ok(output))) => Ok(output),
-        Ok(Ok(Err(StoreError::Unavailable(err)))) => {
-            tracing::warn!(error = %err, "database unavailable");
-            Err(Problem::unavailable("The product database is not answering; retry shortly.", 2))
-        }
-        Ok(Ok(Err(StoreError::Database(err)))) => {
-            tracing::error!(error = %err, "database error");
-            Err(Problem::internal())
-        }
-        Ok(Err(err)) => {
-            let retry_after = if err == PoolError::Overloaded { 2 } else { 1 };
-            tracing::warn!(error = %err, "store pool did not run the job");
-            Err(Problem::unavailable(format!("The product store is temporarily unavailable: {err}."), retry_after))
-        }
-        Err(_) => {
-            tracing::warn!("store call timed out");
-            Err(Problem::unavailable("The product store did not answer in time.", 2))
-        }
-    }
 }

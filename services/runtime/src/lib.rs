@@ -4,14 +4,17 @@
 //!   error naming the variable and what it accepts, never a panic.
 //! - [`telemetry`]: structured logging (JSON or pretty) with the `RUST_LOG` filter.
 //! - [`database`]: the SQLite or PostgreSQL pool behind `DATABASE_URL`, with embedded migrations.
+//! - [`store_pool`]: routes → store worker pool, with its failures mapped to problems.
 //! - [`lifecycle`]: a started service (edge, supervisor, database) and its orderly stop.
 
 pub mod config;
 pub mod database;
 pub mod lifecycle;
+pub mod store_pool;
 pub mod telemetry;
 
 pub use config::{ConfigError, ConfigErrors, Env, ServiceConfig};
 pub use database::{Database, DatabaseError};
 pub use lifecycle::{RunningService, Stopped};
+pub use store_pool::{StoreClient, StoreError};
 pub use telemetry::{LogFormat, TelemetryGuard, init_telemetry};
