@@ -1,13 +1,13 @@
 //! Where products are kept: one interface, SQLite and PostgreSQL behind it.
 //!
-//! The two backends differ only in placeholders and in how a new row's id comes back, so one
-//! macro writes each query once per backend and the rest is shared. Queries are built at run time
-//! (`query_as`), so building wharf needs no live database.
+//! The SQL is the same on both backends (`$1` parameters, `RETURNING`), so each query is written
+//! once and run on whichever pool is configured. Queries are built at run time (`query_as`), so
+//! building wharf needs no live database.
 
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use wharf_edge::Page;
-use wharf_runtime::{Database, StoreError};
+use wharf_runtime::{Database, StoreError, on_database};
 
 use crate::domain::{Description, NewProduct, Price, Product, ProductName, Stock};
 
@@ -51,22 +51,6 @@ macro_rules! columns {
     };
 }
 
-/// Runs the same `query_as` on whichever pool backs the store.
-macro_rules! on_pool {
-    ($db:expr, $sqlite:expr, $postgres:expr, |$q:ident| $bind:expr, $fetch:ident) => {
-        match $db {
-            Database::Sqlite(pool) => {
-                let $q = sqlx::query_as::<_, ProductRow>($sqlite);
-                $bind.$fetch(pool).await
-            }
-            Database::Postgres(pool) => {
-                let $q = sqlx::query_as::<_, ProductRow>($postgres);
-                $bind.$fetch(pool).await
-            }
-        }
-    };
-}
-
 /// The product store.
 #[derive(Debug, Clone)]
 pub struct ProductStore {
@@ -87,91 +71,69 @@ impl ProductStore {
 
     /// A page of products in ascending id order.
     pub async fn list(&self, page: Page) -> Result<Vec<Product>, StoreError> {
-        let rows = on_pool!(
-            &self.db,
-            concat!("SELECT ", columns!(), " FROM products ORDER BY id LIMIT ?1 OFFSET ?2"),
-            concat!("SELECT ", columns!(), " FROM products ORDER BY id LIMIT $1 OFFSET $2"),
-            |q| q.bind(page.limit).bind(page.offset),
-            fetch_all
-        )?;
+        const SQL: &str = concat!("SELECT ", columns!(), " FROM products ORDER BY id LIMIT $1 OFFSET $2");
+        let rows = on_database!(&self.db, |pool| {
+            sqlx::query_as::<_, ProductRow>(SQL).bind(page.limit).bind(page.offset).fetch_all(pool).await
+        })?;
         Ok(rows.into_iter().map(Product::from).collect())
     }
 
     /// One product.
     pub async fn get(&self, id: i64) -> Result<Option<Product>, StoreError> {
-        let row = on_pool!(
-            &self.db,
-            concat!("SELECT ", columns!(), " FROM products WHERE id = ?1"),
-            concat!("SELECT ", columns!(), " FROM products WHERE id = $1"),
-            |q| q.bind(id),
-            fetch_optional
-        )?;
+        const SQL: &str = concat!("SELECT ", columns!(), " FROM products WHERE id = $1");
+        let row =
+            on_database!(&self.db, |pool| sqlx::query_as::<_, ProductRow>(SQL).bind(id).fetch_optional(pool).await)?;
         Ok(row.map(Product::from))
     }
 
     /// Adds a product and returns it with its id.
     pub async fn create(&self, product: &NewProduct) -> Result<Product, StoreError> {
+        const SQL: &str = concat!(
+            "INSERT INTO products (name, price_cents, description, stock, created_at, updated_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+            columns!()
+        );
         let now = now();
-        let row = on_pool!(
-            &self.db,
-            concat!(
-                "INSERT INTO products (name, price_cents, description, stock, created_at, updated_at) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?5) RETURNING ",
-                columns!()
-            ),
-            concat!(
-                "INSERT INTO products (name, price_cents, description, stock, created_at, updated_at) \
-                      VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
-                columns!()
-            ),
-            |q| q
+        let row = on_database!(&self.db, |pool| {
+            sqlx::query_as::<_, ProductRow>(SQL)
                 .bind(product.name.as_str())
                 .bind(product.price.cents())
                 .bind(product.description.as_str())
                 .bind(product.stock.get())
-                .bind(now),
-            fetch_one
-        )?;
+                .bind(now)
+                .fetch_one(pool)
+                .await
+        })?;
         Ok(row.into())
     }
 
     /// Replaces a product's fields; `None` when there is no such product.
     pub async fn update(&self, id: i64, product: &NewProduct) -> Result<Option<Product>, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE products SET name = $2, price_cents = $3, description = $4, stock = $5, updated_at = $6 ",
+            "WHERE id = $1 RETURNING ",
+            columns!()
+        );
         let now = now();
-        let row = on_pool!(
-            &self.db,
-            concat!(
-                "UPDATE products SET name = ?2, price_cents = ?3, description = ?4, stock = ?5, updated_at = ?6 \
-                      WHERE id = ?1 RETURNING ",
-                columns!()
-            ),
-            concat!(
-                "UPDATE products SET name = $2, price_cents = $3, description = $4, stock = $5, updated_at = $6 \
-                      WHERE id = $1 RETURNING ",
-                columns!()
-            ),
-            |q| q
+        let row = on_database!(&self.db, |pool| {
+            sqlx::query_as::<_, ProductRow>(SQL)
                 .bind(id)
                 .bind(product.name.as_str())
                 .bind(product.price.cents())
                 .bind(product.description.as_str())
                 .bind(product.stock.get())
-                .bind(now),
-            fetch_optional
-        )?;
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+        })?;
         Ok(row.map(Product::from))
     }
 
     /// Removes a product; `false` when there was none.
     pub async fn delete(&self, id: i64) -> Result<bool, StoreError> {
-        let affected = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query("DELETE FROM products WHERE id = ?1").bind(id).execute(pool).await?.rows_affected()
-            }
-            Database::Postgres(pool) => {
-                sqlx::query("DELETE FROM products WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
-            }
-        };
+        let affected = on_database!(&self.db, |pool| {
+            sqlx::query("DELETE FROM products WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
+        });
         Ok(affected > 0)
     }
 

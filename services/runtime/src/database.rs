@@ -29,6 +29,21 @@ pub enum DatabaseError {
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
+/// Runs the same code on whichever pool backs a [`Database`]: `on_database!(db, |pool| body)`.
+///
+/// SQLite and PostgreSQL both take `$1`-style parameters (sqlx numbers them the same way on
+/// both), so a query written once compiles and runs against either pool; only statements that
+/// need backend-specific SQL match on the [`Database`] themselves.
+#[macro_export]
+macro_rules! on_database {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            $crate::Database::Sqlite($pool) => $body,
+            $crate::Database::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// A connection pool to the service's own database.
 #[derive(Debug, Clone)]
 pub enum Database {
