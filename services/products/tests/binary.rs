@@ -3,20 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
+use wharf_testkit::TempDir;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn products(vars: &[(&str, &str)]) -> Command {
+fn products(dir: &TempDir, vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_products"));
-    let dir = std::env::temp_dir().join(format!("wharf-bin-{}", support::unique("products")));
     command
         .env_clear()
         .env("PORT", "0")
         .env("LOG_FORMAT", "json")
-        .env("DATABASE_URL", format!("sqlite://{}/products.db?mode=rwc", dir.display()))
+        .env("DATABASE_URL", dir.sqlite_url("products.db"))
         .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -26,9 +25,9 @@ fn products(vars: &[(&str, &str)]) -> Command {
 
 /// Starts the binary and waits for its `ready` log line; returns the process, its base URL and
 /// the time it took.
-fn start(vars: &[(&str, &str)]) -> (Child, String, Duration) {
+fn start(dir: &TempDir, vars: &[(&str, &str)]) -> (Child, String, Duration) {
     let started = Instant::now();
-    let mut child = products(vars).spawn().expect("spawn products");
+    let mut child = products(dir, vars).spawn().expect("spawn products");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -71,7 +70,9 @@ fn terminate(child: &Child) {
 
 #[test]
 fn bad_configuration_is_one_line_per_variable_and_exit_code_2() {
-    let output = products(&[("PORT", "http"), ("LOG_FORMAT", "xml"), ("BODY_LIMIT_BYTES", "-5")]).output().unwrap();
+    let dir = TempDir::new("bin");
+    let output =
+        products(&dir, &[("PORT", "http"), ("LOG_FORMAT", "xml"), ("BODY_LIMIT_BYTES", "-5")]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 3, "{stderr}");
@@ -82,7 +83,8 @@ fn bad_configuration_is_one_line_per_variable_and_exit_code_2() {
 
 #[test]
 fn starts_quickly_and_sigterm_exits_cleanly() {
-    let (mut child, base, took) = start(&[]);
+    let dir = TempDir::new("bin");
+    let (mut child, base, took) = start(&dir, &[]);
     eprintln!("products ready in {took:?}");
     assert!(took < Duration::from_secs(5), "start-up took {took:?}");
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -99,7 +101,8 @@ fn starts_quickly_and_sigterm_exits_cleanly() {
 fn a_taken_port_is_a_clear_error() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port().to_string();
-    let output = products(&[("PORT", &port)]).output().unwrap();
+    let dir = TempDir::new("bin");
+    let output = products(&dir, &[("PORT", &port)]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
@@ -108,7 +111,8 @@ fn a_taken_port_is_a_clear_error() {
 
 #[test]
 fn unreachable_database_fails_start_up_with_exit_code_1() {
-    let output = products(&[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).output().unwrap();
+    let dir = TempDir::new("bin");
+    let output = products(&dir, &[("DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect to the database"), "{stderr}");
@@ -116,7 +120,8 @@ fn unreachable_database_fails_start_up_with_exit_code_1() {
 
 #[test]
 fn a_restart_storm_makes_the_process_exit_non_zero() {
-    let (mut child, base, _) = start(&[("CHAOS_ENABLED", "true"), ("SUPERVISOR_MAX_RESTARTS", "1")]);
+    let dir = TempDir::new("bin");
+    let (mut child, base, _) = start(&dir, &[("CHAOS_ENABLED", "true"), ("SUPERVISOR_MAX_RESTARTS", "1")]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();

@@ -27,22 +27,14 @@ async fn open(url: &str) -> (ProductStore, Database) {
 }
 
 async fn sqlite() -> Backend {
-    let dir = std::env::temp_dir().join(format!("wharf-store-{}", support::unique("sqlite")));
-    let (store, db) = open(&format!("sqlite://{}/products.db?mode=rwc", dir.display())).await;
-    Backend {
-        store,
-        db,
-        cleanup: Box::new(move || {
-            Box::pin(async move {
-                let _ = std::fs::remove_dir_all(dir);
-            })
-        }),
-    }
+    let dir = support::TempDir::new("store");
+    let (store, db) = open(&dir.sqlite_url("products.db")).await;
+    Backend { store, db, cleanup: Box::new(move || Box::pin(async move { drop(dir) })) }
 }
 
 #[cfg(feature = "integration")]
 async fn postgres() -> Backend {
-    let test_db = support::PgTestDb::create().await;
+    let test_db = wharf_testkit::PgTestDb::create().await;
     let (store, db) = open(&test_db.url).await;
     Backend { store, db, cleanup: Box::new(move || Box::pin(test_db.drop_db())) }
 }
