@@ -57,6 +57,8 @@ pub struct EdgeConfig {
     pub shutdown_grace: Duration,
     /// Mount `/admin/chaos/*`.
     pub chaos_enabled: bool,
+    /// The variable that sets `port`, named in a bind error (`PORT`; `wharf up` has one per service).
+    pub port_variable: &'static str,
 }
 
 /// Why the edge could not start.
@@ -89,7 +91,6 @@ pub struct Edge {
     liveness: Liveness,
     supervisor: Option<SupervisorHandle>,
     doc: OpenApiDoc,
-    port_variable: &'static str,
 }
 
 impl std::fmt::Debug for Edge {
@@ -112,7 +113,6 @@ impl Edge {
             liveness,
             supervisor: None,
             doc: OpenApiDoc::default(),
-            port_variable: "PORT",
         }
     }
 
@@ -139,12 +139,6 @@ impl Edge {
         self
     }
 
-    /// The variable named in a bind error (`wharf up` binds with its own names).
-    pub fn port_variable(mut self, name: &'static str) -> Self {
-        self.port_variable = name;
-        self
-    }
-
     /// The configured body limit, for the service's body filters.
     pub fn body_limit(&self) -> u64 {
         self.config.body_limit
@@ -156,7 +150,7 @@ impl Edge {
         F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
     {
         let addr = SocketAddr::new(self.config.host, self.config.port);
-        let bind_error = |source| EdgeError::Bind { addr, port_variable: self.port_variable, source };
+        let bind_error = |source| EdgeError::Bind { addr, port_variable: self.config.port_variable, source };
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
 

@@ -136,6 +136,8 @@ pub struct ServiceConfig {
     pub host: IpAddr,
     /// `PORT`: the port to bind; 0 picks a free one (tests).
     pub port: u16,
+    /// The variable `port` came from, for errors (`PORT`, or `wharf up`'s per-service names).
+    pub port_variable: &'static str,
     /// `DATABASE_URL`: `sqlite://…` or `postgres://…`.
     pub database_url: String,
     /// `DATABASE_MAX_CONNECTIONS`: the pool's size.
@@ -184,6 +186,7 @@ impl ServiceConfig {
         Self {
             host,
             port,
+            port_variable: "PORT",
             database_url,
             database_max_connections,
             log_format,
@@ -213,6 +216,7 @@ impl ServiceConfig {
             body_limit: self.body_limit,
             shutdown_grace: self.shutdown_grace,
             chaos_enabled: self.chaos_enabled,
+            port_variable: self.port_variable,
         }
     }
 }

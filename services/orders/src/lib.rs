@@ -1,0 +1,171 @@
+//! The wharf order service.
+//!
+//! Start-up: configuration → database (migrated) → bus → supervisor with the order-store pool,
+//! the product gateway pool and the outbox relay → the edge with `/api/orders`.
+//!
+//! ```text
+//! orders (supervisor)
+//! ├── orders/store            pool of OrderStoreWorker actors
+//! ├── orders/product-gateway  pool of gateway workers (timeout, retry, breaker, fallback cache)
+//! └── orders/outbox-relay     OutboxRelay: outbox → bus (OrderPlaced v1)
+//! ```
+
+pub mod domain;
+pub mod events;
+pub mod order_store;
+pub mod outbox_relay;
+pub mod product_cache;
+pub mod product_gateway;
+pub mod routes;
+pub mod store;
+
+use std::sync::Arc;
+
+use utoipa::OpenApi;
+use wharf_actors::{Liveness, Supervisor, SupervisorError, child, pool};
+use wharf_bus::{Bus, BusConfig, BusError};
+use wharf_edge::{Edge, EdgeError, ServiceName};
+use wharf_runtime::{Database, DatabaseError, Env, RunningService, ServiceConfig};
+
+use crate::order_store::{OrderStoreWorker, Orders};
+use crate::outbox_relay::{OutboxRelay, RelayArgs, RelayConfig, RelayStatus};
+use crate::product_gateway::{GatewayConfig, product_gateway};
+use crate::routes::OrdersApi;
+use crate::store::{OrderStore, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+
+/// How the service names itself.
+pub const SERVICE: ServiceName = ServiceName { display: "OrderService", short: "orders" };
+/// `PORT` when unset.
+pub const DEFAULT_PORT: u16 = 5001;
+
+/// The orders service's configuration.
+#[derive(Debug, Clone)]
+pub struct OrdersConfig {
+    /// What every service reads.
+    pub service: ServiceConfig,
+    /// `PRODUCTS_*`, `BREAKER_*`: the way to products.
+    pub gateway: GatewayConfig,
+    /// `BUS*`, `AMQP_URL`, `SQS_QUEUE_URL`, `AWS_*`.
+    pub bus: BusConfig,
+    /// `OUTBOX_RELAY_ENABLED`: publish the outbox (off only to inspect it or in crash tests).
+    pub relay_enabled: bool,
+    /// Relay pacing (`OUTBOX_POLL_MS`, `OUTBOX_BATCH`).
+    pub relay: RelayConfig,
+    /// `STORE_QUEUE`: requests that may wait for a store worker before new ones get 503.
+    pub store_queue: usize,
+    /// Registry name of the supervisor (tests vary it: actor names are process-wide).
+    pub actor_namespace: String,
+}
+
+impl OrdersConfig {
+    /// Reads the configuration; errors are collected in `env`.
+    pub fn from_env(env: &mut Env) -> Self {
+        let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
+        let gateway = GatewayConfig::from_env(env);
+        let bus = bus_config(env);
+        let relay_enabled = env.boolean("OUTBOX_RELAY_ENABLED", true);
+        let defaults = RelayConfig::default();
+        let relay = RelayConfig {
+            poll: std::time::Duration::from_millis(env.integer("OUTBOX_POLL_MS", 500, 10..=600_000)),
+            batch: env.integer("OUTBOX_BATCH", defaults.batch, 1..=10_000),
+            ..defaults
+        };
+        let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
+        Self { service, gateway, bus, relay_enabled, relay, store_queue, actor_namespace: SERVICE.short.to_owned() }
+    }
+}
+
+/// The bus variables, with their errors recorded in `env` like every other variable's.
+pub fn bus_config(env: &mut Env) -> BusConfig {
+    match BusConfig::from_lookup(|name| env.raw(name).map(str::to_owned)) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in errors.0 {
+                env.reject(&error.variable, &error.expected);
+            }
+            BusConfig::memory()
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// The bus could not be reached or provisioned.
+    #[error("cannot open the bus: {0}")]
+    Bus(#[from] BusError),
+    /// The actors could not be started.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// The edge could not listen.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+}
+
+/// Starts the service with the bus its configuration names.
+pub async fn start(config: OrdersConfig) -> Result<RunningService, StartError> {
+    let bus = wharf_bus::connect(&config.bus).await?;
+    start_with_bus(config, bus).await
+}
+
+/// Starts the service on an already open bus (`wharf up` shares one memory bus between
+/// services; tests count what reaches it).
+pub async fn start_with_bus(config: OrdersConfig, bus: Arc<dyn Bus>) -> Result<RunningService, StartError> {
+    let settings = &config.service;
+    let db = Database::connect(&settings.database_url, settings.database_max_connections).await?;
+    db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await?;
+    let store = OrderStore::new(db.clone());
+    let policy = settings.restart_policy();
+    let liveness = Liveness::new();
+
+    let mut edge = Edge::new(SERVICE, settings.edge(), liveness.clone());
+    let workers = usize::try_from(settings.database_max_connections).unwrap_or(1);
+    let (store_spec, store_pool) =
+        pool("store", Arc::new(OrderStoreWorker::new(store.clone())), workers, config.store_queue, policy);
+    let (gateway_spec, gateway) = product_gateway(config.gateway.clone(), policy, edge.registry());
+    let relay_status = RelayStatus::register(edge.registry(), store.clone());
+    let mut children = vec![store_spec, gateway_spec];
+    if config.relay_enabled {
+        let args = RelayArgs {
+            store: store.clone(),
+            bus: bus.clone(),
+            queue: config.bus.queue.clone(),
+            config: config.relay,
+            status: relay_status.clone(),
+            owner: format!("{}/{}", config.actor_namespace, uuid::Uuid::new_v4()),
+        };
+        let (relay_spec, _relay) = child("outbox-relay", move || (OutboxRelay, args.clone()));
+        children.push(relay_spec);
+    } else {
+        tracing::warn!("OUTBOX_RELAY_ENABLED=false: orders are accepted but their events stay in the outbox");
+    }
+    let supervisor = Supervisor::start(config.actor_namespace.clone(), policy, liveness, children).await?;
+
+    let edge = edge
+        .check(db.clone())
+        .check(gateway.health())
+        .check(relay_status)
+        .supervisor(supervisor.clone())
+        .openapi(routes::ApiDoc::openapi());
+    let api = routes::routes(OrdersApi { orders: Orders::new(store_pool), products: gateway }, edge.body_limit());
+    let edge = match edge.serve(api).await {
+        Ok(edge) => edge,
+        Err(err) => {
+            supervisor.shutdown().await;
+            db.close().await;
+            return Err(err.into());
+        }
+    };
+    tracing::info!(
+        service = SERVICE.short,
+        addr = %edge.local_addr(),
+        database = db.backend(),
+        bus = %config.bus.backend,
+        products = %config.gateway.products_url,
+        "ready"
+    );
+    Ok(RunningService::new(edge, supervisor, db))
+}
