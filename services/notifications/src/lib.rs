@@ -1,0 +1,206 @@
+//! The wharf notification service.
+//!
+//! ```text
+//! notifications (supervisor)
+//! ├── notifications/store         API store worker pool
+//! ├── notifications/senders       sender pool: mock email/SMS delivery (workers …/0 … n-1)
+//! └── notifications/order-events  EventConsumer: OrderPlaced → one Email notification per event id
+//! ```
+
+pub mod domain;
+pub mod order_events;
+pub mod routes;
+pub mod sender;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use utoipa::OpenApi;
+use wharf_actors::{Liveness, Supervisor, SupervisorError, pool};
+use wharf_bus::{Bus, BusConfig, BusError, ConsumerOptions, QueueName, SubscribeOptions, consumer};
+use wharf_edge::{Check, CheckOutcome, CheckStatus, Edge, EdgeError, ServiceName};
+use wharf_runtime::{Database, DatabaseError, Env, RunningService, ServiceConfig, StoreClient};
+
+use crate::order_events::OrderPlacedHandler;
+use crate::routes::{NotificationsApi, StoreWorker};
+use crate::sender::{SendJob, Sender, SenderConfig, parse_delay};
+use crate::store::{NotificationStore, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+
+/// How the service names itself.
+pub const SERVICE: ServiceName = ServiceName { display: "NotificationService", short: "notifications" };
+/// `PORT` when unset.
+pub const DEFAULT_PORT: u16 = 5002;
+
+/// The notifications service's configuration.
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    /// What every service reads.
+    pub service: ServiceConfig,
+    /// `BUS*` and friends.
+    pub bus: BusConfig,
+    /// `SEND_*`, `SENDERS`.
+    pub senders: SenderConfig,
+    /// `CONSUMER_PREFETCH`: events handled at once.
+    pub prefetch: u16,
+    /// `EVENT_RETRY_DELAY_MS`: wait before a failed event is delivered again.
+    pub retry_delay: Duration,
+    /// `STORE_QUEUE`.
+    pub store_queue: usize,
+    /// Registry name of the supervisor (tests vary it).
+    pub actor_namespace: String,
+}
+
+impl NotificationsConfig {
+    /// Reads the configuration; errors are collected in `env`.
+    pub fn from_env(env: &mut Env) -> Self {
+        let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
+        let bus = bus_config(env);
+        let defaults = SenderConfig::default();
+        let delay_rule = "milliseconds as min-max (e.g. 2000-3000) or one number, at most 600000";
+        let senders = SenderConfig {
+            email_delay: env.parse("SEND_DELAY_EMAIL_MS", defaults.email_delay.clone(), delay_rule, parse_delay),
+            sms_delay: env.parse("SEND_DELAY_SMS_MS", defaults.sms_delay.clone(), delay_rule, parse_delay),
+            fail_pattern: env.string("SEND_FAIL_PATTERN", &defaults.fail_pattern),
+            workers: env.integer("SENDERS", defaults.workers, 1..=10_000),
+            attempts: env.integer("SEND_ATTEMPTS", defaults.attempts, 1..=100),
+            backoff: defaults.backoff,
+        };
+        let prefetch = env.integer("CONSUMER_PREFETCH", 16, 1..=1000);
+        let retry_delay = Duration::from_millis(env.integer("EVENT_RETRY_DELAY_MS", 2000, 0..=3_600_000));
+        let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
+        Self { service, bus, senders, prefetch, retry_delay, store_queue, actor_namespace: SERVICE.short.to_owned() }
+    }
+}
+
+/// The bus variables, with their errors recorded in `env` like every other variable's.
+fn bus_config(env: &mut Env) -> BusConfig {
+    match BusConfig::from_lookup(|name| env.raw(name).map(str::to_owned)) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in errors.0 {
+                env.reject(&error.variable, &error.expected);
+            }
+            BusConfig::memory()
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// The bus could not be reached or provisioned.
+    #[error("cannot open the bus: {0}")]
+    Bus(#[from] BusError),
+    /// The actors could not be started.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// The edge could not listen.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+}
+
+/// The bus as a readiness check: notifications exists to consume it.
+struct BusCheck {
+    bus: Arc<dyn Bus>,
+    queue: QueueName,
+}
+
+impl Check for BusCheck {
+    fn name(&self) -> &'static str {
+        "bus"
+    }
+
+    fn check(&self) -> futures_util::future::BoxFuture<'_, CheckOutcome> {
+        Box::pin(async move {
+            match self.bus.check(&self.queue).await {
+                Ok(()) => CheckOutcome::with(CheckStatus::Up, self.bus.backend().as_str()),
+                Err(err) => CheckOutcome::with(CheckStatus::Down, err.to_string()),
+            }
+        })
+    }
+}
+
+/// Starts the service with the bus its configuration names.
+pub async fn start(config: NotificationsConfig) -> Result<RunningService, StartError> {
+    let bus = wharf_bus::connect(&config.bus).await?;
+    start_with_bus(config, bus).await
+}
+
+/// Starts the service on an already open bus (`wharf up`, tests).
+pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> Result<RunningService, StartError> {
+    let settings = &config.service;
+    let db = Database::connect(&settings.database_url, settings.database_max_connections).await?;
+    db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await?;
+    let store = NotificationStore::new(db.clone());
+    let policy = settings.restart_policy();
+    let liveness = Liveness::new();
+    let mut edge = Edge::new(SERVICE, settings.edge(), liveness.clone());
+
+    let workers = usize::try_from(settings.database_max_connections).unwrap_or(1);
+    let (store_spec, store_pool) =
+        pool("store", Arc::new(StoreWorker::new(store.clone())), workers, config.store_queue, policy);
+    let sender = Arc::new(Sender::new(store.clone(), config.senders.clone(), edge.registry()));
+    // The sender queue holds every accepted direct send and every event in delivery.
+    let (senders_spec, senders) = pool("senders", sender, config.senders.workers, 100_000, policy);
+    let handler = Arc::new(OrderPlacedHandler::new(store.clone(), senders.clone(), config.retry_delay));
+    let options = ConsumerOptions {
+        subscribe: SubscribeOptions { prefetch: config.prefetch, ..SubscribeOptions::default() },
+        ..ConsumerOptions::default()
+    };
+    let (consumer_spec, _consumer) = consumer("order-events", bus.clone(), config.bus.queue.clone(), handler, options);
+    let supervisor = Supervisor::start(
+        config.actor_namespace.clone(),
+        policy,
+        liveness,
+        vec![store_spec, senders_spec, consumer_spec],
+    )
+    .await?;
+
+    // Direct sends accepted before a restart and never delivered: hand them to the senders again.
+    match store.pending_direct(10_000).await {
+        Ok(pending) => {
+            let count = pending.len();
+            for stored in pending {
+                let job = SendJob {
+                    notification: stored.notification,
+                    correlation_id: stored.correlation_id,
+                    attempts: config.senders.attempts,
+                    final_on_failure: true,
+                };
+                if let Err(err) = senders.submit(job) {
+                    tracing::warn!(error = %err, "could not resubmit a pending notification; it stays Pending");
+                }
+            }
+            if count > 0 {
+                tracing::info!(count, "pending direct sends handed to the senders again");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "could not read pending notifications"),
+    }
+
+    let edge = edge
+        .check(db.clone())
+        .check(BusCheck { bus, queue: config.bus.queue.clone() })
+        .supervisor(supervisor.clone())
+        .openapi(routes::ApiDoc::openapi());
+    let api = NotificationsApi {
+        store: StoreClient::new(store_pool, "notification store"),
+        senders,
+        attempts: config.senders.attempts,
+    };
+    let routes = routes::routes(api, edge.body_limit());
+    let edge = match edge.serve(routes).await {
+        Ok(edge) => edge,
+        Err(err) => {
+            supervisor.shutdown().await;
+            db.close().await;
+            return Err(err.into());
+        }
+    };
+    tracing::info!(service = SERVICE.short, addr = %edge.local_addr(), database = db.backend(), bus = %config.bus.backend, "ready");
+    Ok(RunningService::new(edge, supervisor, db))
+}

@@ -1,0 +1,105 @@
+//! The OrderPlaced handler run by the EventConsumer actor (`notifications/order-events`).
+//!
+//! For each event: exactly one Email notification to the order's customer. The notification row
+//! and the event's inbox record commit together, so a redelivery finds the row instead of making
+//! another; the message is acked only once the notification is Sent. A failed delivery is
+//! retried by the bus (with its delay, attempts counted), and after `BUS_MAX_ATTEMPTS` the event
+//! lands in the dead-letter queue with the reason and the notification is Failed. Undecodable
+//! events and other major versions are dead-lettered by the consumer before this runs.
+
+use std::time::Duration;
+
+use wharf_actors::PoolHandle;
+use wharf_bus::{DeliveryContext, Envelope, EventKind, Handler, Outcome};
+use wharf_contact::EmailAddress;
+use wharf_events::OrderPlaced;
+
+use crate::domain::{Channel, DeliveryStatus, MessageText, NewNotification, Recipient};
+use crate::sender::{SendJob, Sender};
+use crate::store::NotificationStore;
+
+/// Turns OrderPlaced events into delivered confirmation emails.
+#[derive(Debug)]
+pub struct OrderPlacedHandler {
+    store: NotificationStore,
+    senders: PoolHandle<Sender>,
+    /// Wait before the bus delivers a failed event again.
+    retry_delay: Duration,
+}
+
+impl OrderPlacedHandler {
+    /// A handler writing to `store` and delivering through `senders`.
+    pub fn new(store: NotificationStore, senders: PoolHandle<Sender>, retry_delay: Duration) -> Self {
+        Self { store, senders, retry_delay }
+    }
+}
+
+/// The confirmation text.
+fn confirmation(event: &OrderPlaced) -> String {
+    format!(
+        "Thank you for your order #{}: {} × product {}. We will let you know when it ships.",
+        event.order_id, event.quantity, event.product_id
+    )
+}
+
+impl Handler for OrderPlacedHandler {
+    fn accepts(&self) -> Vec<EventKind> {
+        vec![EventKind::of::<OrderPlaced>()]
+    }
+
+    async fn handle(&self, envelope: &Envelope, context: &DeliveryContext) -> Outcome {
+        let event = match envelope.decode::<OrderPlaced>() {
+            Ok(event) => event,
+            Err(err) => return Outcome::dead_letter(format!("OrderPlaced payload does not decode: {err}")),
+        };
+        let recipient = match EmailAddress::parse(&event.customer_email) {
+            Ok(address) => Recipient::Email(address),
+            Err(err) => return Outcome::dead_letter(format!("customerEmail {:?} {err}", event.customer_email)),
+        };
+        let message = match MessageText::parse(&confirmation(&event)) {
+            Ok(message) => message,
+            Err(err) => return Outcome::dead_letter(format!("confirmation text {err}")),
+        };
+        let new = NewNotification { channel: Channel::Email, recipient, message };
+        let event_id = envelope.id().to_string();
+        let (stored, fresh) =
+            match self.store.for_event(&event_id, event.order_id, &new, envelope.correlation_id()).await {
+                Ok(found) => found,
+                Err(err) => return Outcome::retry(self.retry_delay, format!("notification store: {err}")),
+            };
+        let id = stored.notification.id;
+        match stored.notification.status {
+            DeliveryStatus::Sent => {
+                tracing::info!(event_id, notification_id = id, "event seen before; its notification was sent");
+                return Outcome::Ack;
+            }
+            // Replayed from the dead-letter queue: the operator wants another try.
+            DeliveryStatus::Failed => {
+                if let Err(err) = self.store.reopen(id).await {
+                    return Outcome::retry(self.retry_delay, format!("notification store: {err}"));
+                }
+            }
+            DeliveryStatus::Pending => {}
+        }
+        tracing::debug!(
+            event_id,
+            notification_id = id,
+            fresh,
+            attempt = context.attempt,
+            "delivering order confirmation"
+        );
+        let job = SendJob {
+            notification: stored.notification,
+            correlation_id: stored.correlation_id,
+            // One attempt per delivery: the bus paces the retries and counts them.
+            attempts: 1,
+            // On the bus's last attempt a failure is final: the event goes to the DLQ.
+            final_on_failure: context.is_last_attempt(),
+        };
+        match self.senders.call(job).await {
+            Ok(Ok(())) => Outcome::Ack,
+            Ok(Err(err)) => Outcome::retry(self.retry_delay, err.to_string()),
+            Err(err) => Outcome::retry(self.retry_delay, format!("sender pool: {err}")),
+        }
+    }
+}

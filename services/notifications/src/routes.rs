@@ -1,0 +1,241 @@
+//! `/api/notifications`: direct sends and reading what was sent.
+
+use std::convert::Infallible;
+
+use serde_json::Value;
+use utoipa::OpenApi;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+use wharf_actors::{PoolHandle, Worker};
+use wharf_edge::reply::json;
+use wharf_edge::{FieldErrors, Page, Problem, correlation_id, json_body, route};
+use wharf_runtime::{StoreClient, StoreError};
+
+use crate::domain::{Channel, DeliveryStatus, NewNotification, Notification, SendInput};
+use crate::sender::{SendJob, Sender};
+use crate::store::{Filter as ListFilter, NotificationStore, Stored};
+
+/// The notifications API document (the edge adds its shared endpoints).
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "wharf notifications", description = "Notifications: order confirmations from OrderPlaced, and direct sends."),
+    paths(list, get, send),
+    components(schemas(Notification, SendInput, Channel, DeliveryStatus)),
+    tags((name = "notifications", description = "Notifications"))
+)]
+pub struct ApiDoc;
+
+/// One unit of store work for the API.
+#[derive(Debug)]
+pub enum StoreJob {
+    /// A filtered page.
+    List(ListFilter, Page),
+    /// One notification.
+    Get(i64),
+    /// A direct send, stored Pending.
+    Create(NewNotification, String),
+    /// Undo a create the senders refused.
+    Delete(i64),
+}
+
+/// What a store job produced.
+#[derive(Debug)]
+pub enum StoreOutput {
+    /// For `List`.
+    Notifications(Vec<Notification>),
+    /// For `Get`, `Create`.
+    Stored(Option<Stored>),
+    /// For `Delete`.
+    Done,
+}
+
+/// The API's store workers (`notifications/store`).
+#[derive(Debug)]
+pub struct StoreWorker {
+    store: NotificationStore,
+}
+
+impl StoreWorker {
+    /// Workers over `store`.
+    pub fn new(store: NotificationStore) -> Self {
+        Self { store }
+    }
+}
+
+impl Worker for StoreWorker {
+    type Job = StoreJob;
+    type Output = Result<StoreOutput, StoreError>;
+    type State = NotificationStore;
+
+    async fn init(&self) -> Result<NotificationStore, ractor::ActorProcessingErr> {
+        Ok(self.store.clone())
+    }
+
+    async fn perform(&self, store: &mut NotificationStore, job: &StoreJob) -> Self::Output {
+        Ok(match job {
+            StoreJob::List(filter, page) => StoreOutput::Notifications(store.list(filter, *page).await?),
+            StoreJob::Get(id) => StoreOutput::Stored(store.get(*id).await?),
+            StoreJob::Create(new, correlation_id) => {
+                StoreOutput::Stored(Some(store.create(new, correlation_id).await?))
+            }
+            StoreJob::Delete(id) => {
+                store.delete(*id).await?;
+                StoreOutput::Done
+            }
+        })
+    }
+
+    fn redeliver_on_death(&self, job: &StoreJob) -> bool {
+        matches!(job, StoreJob::List(..) | StoreJob::Get(_))
+    }
+}
+
+/// What the handlers need.
+#[derive(Debug, Clone)]
+pub struct NotificationsApi {
+    /// The API's store pool.
+    pub store: StoreClient<StoreWorker>,
+    /// The sender pool.
+    pub senders: PoolHandle<Sender>,
+    /// Attempts for a direct send.
+    pub attempts: u32,
+}
+
+fn answer(result: Result<Response, Problem>) -> Result<Response, Infallible> {
+    Ok(result.unwrap_or_else(Problem::into_response))
+}
+
+fn mismatch(output: &StoreOutput) -> Problem {
+    tracing::error!(?output, "store worker answered with the wrong kind of output");
+    Problem::internal()
+}
+
+/// List notifications (filters: `recipient`, `status`), in ascending id order.
+#[utoipa::path(get, path = "/api/notifications", tag = "notifications",
+    params(("recipient" = Option<String>, Query, description = "exact recipient (emails: domain lower-cased; numbers: E.164)"),
+           ("status" = Option<DeliveryStatus>, Query, description = "Pending, Sent or Failed"),
+           ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
+           ("offset" = Option<i64>, Query, description = "≥ 0, default 0")),
+    responses((status = 200, body = [Notification]), (status = 400, body = Problem, content_type = "application/problem+json")))]
+async fn list(query: Vec<(String, String)>, api: NotificationsApi) -> Result<Response, Infallible> {
+    answer(
+        async {
+            let page = Page::from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let mut errors = FieldErrors::new();
+            let mut filter = ListFilter::default();
+            for (key, value) in &query {
+                match key.as_str() {
+                    // The same normalisation as on the way in, so `Ada@Example.COM` finds `Ada@example.com`.
+                    "recipient" => {
+                        filter.recipient = Some(
+                            crate::domain::Recipient::parse(Channel::Email, value)
+                                .or_else(|_| crate::domain::Recipient::parse(Channel::Sms, value))
+                                .map(|r| r.as_str().to_owned())
+                                .unwrap_or_else(|_| value.clone()),
+                        )
+                    }
+                    "status" => match value.parse::<DeliveryStatus>() {
+                        Ok(status) => filter.status = Some(status),
+                        Err(message) => errors.add("status", message),
+                    },
+                    _ => {}
+                }
+            }
+            let page = match (page, errors.is_empty()) {
+                (Ok(page), true) => page,
+                (Err(problem), _) => return Err(problem),
+                (Ok(_), false) => return Err(Problem::validation(errors)),
+            };
+            match api.store.read(|| StoreJob::List(filter.clone(), page)).await? {
+                StoreOutput::Notifications(found) => Ok(json(StatusCode::OK, &found)),
+                other => Err(mismatch(&other)),
+            }
+        }
+        .await,
+    )
+}
+
+/// One notification.
+#[utoipa::path(get, path = "/api/notifications/{id}", tag = "notifications",
+    params(("id" = i64, Path, description = "The notification's id")),
+    responses((status = 200, body = Notification), (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn get(id: String, api: NotificationsApi) -> Result<Response, Infallible> {
+    answer(
+        async {
+            let Ok(id) = id.parse::<i64>() else {
+                let mut errors = FieldErrors::new();
+                errors.add("id", "must be an integer");
+                return Err(Problem::validation(errors));
+            };
+            match api.store.read(|| StoreJob::Get(id)).await? {
+                StoreOutput::Stored(Some(stored)) => Ok(json(StatusCode::OK, &stored.notification)),
+                StoreOutput::Stored(None) => Err(Problem::not_found(format!("There is no notification with id {id}."))),
+                other => Err(mismatch(&other)),
+            }
+        }
+        .await,
+    )
+}
+
+/// Send a notification: accepted as Pending, delivered by the sender pool.
+#[utoipa::path(post, path = "/api/notifications/send", tag = "notifications", request_body = SendInput,
+    responses((status = 202, body = Notification, headers(("Location" = String))),
+              (status = 400, body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json", description = "the senders are overloaded; see Retry-After")))]
+async fn send(api: NotificationsApi, body: Value) -> Result<Response, Infallible> {
+    answer(
+        async {
+            let new = NewNotification::parse(&body)?;
+            let correlation = correlation_id();
+            let stored = match api.store.write(StoreJob::Create(new, correlation.clone())).await? {
+                StoreOutput::Stored(Some(stored)) => stored,
+                other => return Err(mismatch(&other)),
+            };
+            let id = stored.notification.id;
+            let job = SendJob {
+                notification: stored.notification.clone(),
+                correlation_id: correlation,
+                attempts: api.attempts,
+                final_on_failure: true,
+            };
+            if let Err(err) = api.senders.submit(job) {
+                // Not accepted after all: remove the row rather than leave a send nobody will make.
+                let _ = api.store.write(StoreJob::Delete(id)).await;
+                return Err(Problem::unavailable(format!("The senders cannot take more work right now: {err}."), 2));
+            }
+            let mut response = json(StatusCode::ACCEPTED, &stored.notification);
+            if let Ok(location) = HeaderValue::from_str(&format!("/api/notifications/{id}")) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+/// Every `/api/notifications` route (path before method: a known path with a wrong method is 405).
+pub fn routes(api: NotificationsApi, body_limit: u64) -> BoxedFilter<(Response,)> {
+    let api = warp::any().map(move || api.clone());
+    let list = warp::path!("api" / "notifications")
+        .and(warp::get())
+        .and(route("/api/notifications"))
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(api.clone())
+        .and_then(list);
+    let send = warp::path!("api" / "notifications" / "send")
+        .and(warp::post())
+        .and(route("/api/notifications/send"))
+        .and(api.clone())
+        .and(json_body(body_limit))
+        .and_then(send);
+    let get = warp::path!("api" / "notifications" / String)
+        .and(warp::get())
+        .and(route("/api/notifications/{id}"))
+        .and(api)
+        .and_then(get);
+    // `send` before `get`: `/api/notifications/send` would otherwise be read as an id.
+    list.or(send).unify().or(get).unify().boxed()
+}
