@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use utoipa::OpenApi;
-use wharf_actors::{Liveness, Supervisor, SupervisorError, pool};
-use wharf_bus::{Bus, BusConfig, BusError, ConsumerOptions, QueueName, SubscribeOptions, consumer};
-use wharf_edge::{Check, CheckOutcome, CheckStatus, Edge, EdgeError, ServiceName};
-use wharf_runtime::{Database, DatabaseError, Env, RunningService, ServiceConfig, StoreClient};
+use wharf_actors::{Liveness, Supervisor, pool};
+use wharf_bus::{Bus, BusConfig, ConsumerOptions, QueueName, SubscribeOptions, consumer};
+use wharf_edge::{Check, CheckOutcome, CheckStatus, Edge, ServiceName};
+use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, StoreClient};
 
 use crate::order_events::OrderPlacedHandler;
 use crate::routes::{NotificationsApi, StoreWorker};
@@ -55,7 +55,7 @@ impl NotificationsConfig {
     /// Reads the configuration; errors are collected in `env`.
     pub fn from_env(env: &mut Env) -> Self {
         let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
-        let bus = bus_config(env);
+        let bus = env.bus();
         let defaults = SenderConfig::default();
         let delay_rule = "milliseconds as min-max (e.g. 2000-3000) or one number, at most 600000";
         let senders = SenderConfig {
@@ -71,36 +71,6 @@ impl NotificationsConfig {
         let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
         Self { service, bus, senders, prefetch, retry_delay, store_queue, actor_namespace: SERVICE.short.to_owned() }
     }
-}
-
-/// The bus variables, with their errors recorded in `env` like every other variable's.
-fn bus_config(env: &mut Env) -> BusConfig {
-    match BusConfig::from_lookup(|name| env.raw(name).map(str::to_owned)) {
-        Ok(config) => config,
-        Err(errors) => {
-            for error in errors.0 {
-                env.reject(&error.variable, &error.expected);
-            }
-            BusConfig::memory()
-        }
-    }
-}
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] DatabaseError),
-    /// The bus could not be reached or provisioned.
-    #[error("cannot open the bus: {0}")]
-    Bus(#[from] BusError),
-    /// The actors could not be started.
-    #[error(transparent)]
-    Supervisor(#[from] SupervisorError),
-    /// The edge could not listen.
-    #[error(transparent)]
-    Edge(#[from] EdgeError),
 }
 
 /// The bus as a readiness check: notifications exists to consume it.
@@ -193,14 +163,7 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
         attempts: config.senders.attempts,
     };
     let routes = routes::routes(api, edge.body_limit());
-    let edge = match edge.serve(routes).await {
-        Ok(edge) => edge,
-        Err(err) => {
-            supervisor.shutdown().await;
-            db.close().await;
-            return Err(err.into());
-        }
-    };
-    tracing::info!(service = SERVICE.short, addr = %edge.local_addr(), database = db.backend(), bus = %config.bus.backend, "ready");
-    Ok(RunningService::new(edge, supervisor, db))
+    let running = RunningService::serve(edge, routes, supervisor, db.clone()).await?;
+    tracing::info!(service = SERVICE.short, addr = %running.local_addr(), database = db.backend(), bus = %config.bus.backend, "ready");
+    Ok(running)
 }

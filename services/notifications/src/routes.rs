@@ -9,7 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 use wharf_actors::{PoolHandle, Worker};
-use wharf_edge::reply::json;
+use wharf_edge::reply::{answer, json, path_id};
 use wharf_edge::{FieldErrors, Page, Problem, correlation_id, json_body, route};
 use wharf_runtime::{StoreClient, StoreError};
 
@@ -103,10 +103,6 @@ pub struct NotificationsApi {
     pub attempts: u32,
 }
 
-fn answer(result: Result<Response, Problem>) -> Result<Response, Infallible> {
-    Ok(result.unwrap_or_else(Problem::into_response))
-}
-
 fn mismatch(output: &StoreOutput) -> Problem {
     tracing::error!(?output, "store worker answered with the wrong kind of output");
     Problem::internal()
@@ -165,11 +161,7 @@ async fn list(query: Vec<(String, String)>, api: NotificationsApi) -> Result<Res
 async fn get(id: String, api: NotificationsApi) -> Result<Response, Infallible> {
     answer(
         async {
-            let Ok(id) = id.parse::<i64>() else {
-                let mut errors = FieldErrors::new();
-                errors.add("id", "must be an integer");
-                return Err(Problem::validation(errors));
-            };
+            let id = path_id(&id)?;
             match api.store.read(|| StoreJob::Get(id)).await? {
                 StoreOutput::Stored(Some(stored)) => Ok(json(StatusCode::OK, &stored.notification)),
                 StoreOutput::Stored(None) => Err(Problem::not_found(format!("There is no notification with id {id}."))),

@@ -11,32 +11,28 @@ use wharf_runtime::Database;
 struct Backend {
     store: NotificationStore,
     db: Database,
-    cleanup: Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>,
+    test_db: wharf_testkit::TestDb,
 }
 
-async fn open(url: &str) -> (NotificationStore, Database) {
-    let db = Database::connect(url, 8).await.unwrap();
-    db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await.unwrap();
-    (NotificationStore::new(db.clone()), db)
+async fn open(test_db: wharf_testkit::TestDb) -> Backend {
+    let db = Database::connect(&test_db.url(), 8).await.expect("connect");
+    db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await.expect("migrate");
+    Backend { store: NotificationStore::new(db.clone()), db, test_db }
 }
 
 async fn sqlite() -> Backend {
-    let dir = wharf_testkit::TempDir::new("notifications-store");
-    let (store, db) = open(&dir.sqlite_url("n.db")).await;
-    Backend { store, db, cleanup: Box::new(move || Box::pin(async move { drop(dir) })) }
+    open(wharf_testkit::TestDb::sqlite()).await
 }
 
 #[cfg(feature = "integration")]
 async fn postgres() -> Backend {
-    let test_db = wharf_testkit::PgTestDb::create().await;
-    let (store, db) = open(&test_db.url).await;
-    Backend { store, db, cleanup: Box::new(move || Box::pin(test_db.drop_db())) }
+    open(wharf_testkit::TestDb::postgres().await).await
 }
 
 impl Backend {
     async fn finish(self) {
         self.db.close().await;
-        (self.cleanup)().await;
+        self.test_db.remove().await;
     }
 }
 

@@ -22,10 +22,10 @@ pub mod store;
 use std::sync::Arc;
 
 use utoipa::OpenApi;
-use wharf_actors::{Liveness, Supervisor, SupervisorError, child, pool};
-use wharf_bus::{Bus, BusConfig, BusError};
-use wharf_edge::{Edge, EdgeError, ServiceName};
-use wharf_runtime::{Database, DatabaseError, Env, RunningService, ServiceConfig};
+use wharf_actors::{Liveness, Supervisor, child, pool};
+use wharf_bus::{Bus, BusConfig};
+use wharf_edge::{Edge, ServiceName};
+use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError};
 
 use crate::order_store::{OrderStoreWorker, Orders};
 use crate::outbox_relay::{OutboxRelay, RelayArgs, RelayConfig, RelayStatus};
@@ -62,7 +62,7 @@ impl OrdersConfig {
     pub fn from_env(env: &mut Env) -> Self {
         let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
         let gateway = GatewayConfig::from_env(env);
-        let bus = bus_config(env);
+        let bus = env.bus();
         let relay_enabled = env.boolean("OUTBOX_RELAY_ENABLED", true);
         let defaults = RelayConfig::default();
         let relay = RelayConfig {
@@ -73,36 +73,6 @@ impl OrdersConfig {
         let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
         Self { service, gateway, bus, relay_enabled, relay, store_queue, actor_namespace: SERVICE.short.to_owned() }
     }
-}
-
-/// The bus variables, with their errors recorded in `env` like every other variable's.
-pub fn bus_config(env: &mut Env) -> BusConfig {
-    match BusConfig::from_lookup(|name| env.raw(name).map(str::to_owned)) {
-        Ok(config) => config,
-        Err(errors) => {
-            for error in errors.0 {
-                env.reject(&error.variable, &error.expected);
-            }
-            BusConfig::memory()
-        }
-    }
-}
-
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The database could not be opened or migrated.
-    #[error(transparent)]
-    Database(#[from] DatabaseError),
-    /// The bus could not be reached or provisioned.
-    #[error("cannot open the bus: {0}")]
-    Bus(#[from] BusError),
-    /// The actors could not be started.
-    #[error(transparent)]
-    Supervisor(#[from] SupervisorError),
-    /// The edge could not listen.
-    #[error(transparent)]
-    Edge(#[from] EdgeError),
 }
 
 /// Starts the service with the bus its configuration names.
@@ -151,21 +121,14 @@ pub async fn start_with_bus(config: OrdersConfig, bus: Arc<dyn Bus>) -> Result<R
         .supervisor(supervisor.clone())
         .openapi(routes::ApiDoc::openapi());
     let api = routes::routes(OrdersApi { orders: Orders::new(store_pool), products: gateway }, edge.body_limit());
-    let edge = match edge.serve(api).await {
-        Ok(edge) => edge,
-        Err(err) => {
-            supervisor.shutdown().await;
-            db.close().await;
-            return Err(err.into());
-        }
-    };
+    let running = RunningService::serve(edge, api, supervisor, db.clone()).await?;
     tracing::info!(
         service = SERVICE.short,
-        addr = %edge.local_addr(),
+        addr = %running.local_addr(),
         database = db.backend(),
         bus = %config.bus.backend,
         products = %config.gateway.products_url,
         "ready"
     );
-    Ok(RunningService::new(edge, supervisor, db))
+    Ok(running)
 }

@@ -15,7 +15,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
-use wharf_edge::reply::json;
+use wharf_edge::reply::{answer, json, path_id};
 use wharf_edge::{FieldErrors, Page, Problem, correlation_id, json_body, route};
 
 use crate::domain::{NewOrder, Order, OrderInput, OrderStatus, StatusInput, parse_status_change};
@@ -40,18 +40,6 @@ pub struct OrdersApi {
     pub orders: Orders,
     /// The only way to products.
     pub products: ProductGateway,
-}
-
-fn answer(result: Result<Response, Problem>) -> Result<Response, Infallible> {
-    Ok(result.unwrap_or_else(Problem::into_response))
-}
-
-fn parse_id(raw: &str) -> Result<i64, Problem> {
-    raw.parse::<i64>().map_err(|_| {
-        let mut errors = FieldErrors::new();
-        errors.add("id", "must be an integer");
-        Problem::validation(errors)
-    })
 }
 
 /// `Idempotency-Key`: 1–255 printable ASCII characters.
@@ -112,7 +100,7 @@ async fn list(query: Vec<(String, String)>, api: OrdersApi) -> Result<Response, 
     responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get(id: String, api: OrdersApi) -> Result<Response, Infallible> {
-    answer(async { Ok(json(StatusCode::OK, &api.orders.get(parse_id(&id)?).await?)) }.await)
+    answer(async { Ok(json(StatusCode::OK, &api.orders.get(path_id(&id)?).await?)) }.await)
 }
 
 /// Place an order; OrderPlaced is published through the outbox.
@@ -210,7 +198,7 @@ fn key_conflict() -> Problem {
 async fn change_status(id: String, api: OrdersApi, body: Value) -> Result<Response, Infallible> {
     answer(
         async {
-            let id = parse_id(&id)?;
+            let id = path_id(&id)?;
             let status = parse_status_change(&body)?;
             Ok(json(StatusCode::OK, &api.orders.change_status(id, status).await?))
         }

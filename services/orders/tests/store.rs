@@ -15,32 +15,28 @@ use wharf_runtime::Database;
 struct Backend {
     store: OrderStore,
     db: Database,
-    cleanup: Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>,
+    test_db: wharf_testkit::TestDb,
 }
 
-async fn open(url: &str) -> (OrderStore, Database) {
-    let db = Database::connect(url, 8).await.expect("connect");
+async fn open(test_db: wharf_testkit::TestDb) -> Backend {
+    let db = Database::connect(&test_db.url(), 8).await.expect("connect");
     db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await.expect("migrate");
-    (OrderStore::new(db.clone()), db)
+    Backend { store: OrderStore::new(db.clone()), db, test_db }
 }
 
 async fn sqlite() -> Backend {
-    let dir = wharf_testkit::TempDir::new("orders-store");
-    let (store, db) = open(&dir.sqlite_url("orders.db")).await;
-    Backend { store, db, cleanup: Box::new(move || Box::pin(async move { drop(dir) })) }
+    open(wharf_testkit::TestDb::sqlite()).await
 }
 
 #[cfg(feature = "integration")]
 async fn postgres() -> Backend {
-    let test_db = wharf_testkit::PgTestDb::create().await;
-    let (store, db) = open(&test_db.url).await;
-    Backend { store, db, cleanup: Box::new(move || Box::pin(test_db.drop_db())) }
+    open(wharf_testkit::TestDb::postgres().await).await
 }
 
 impl Backend {
     async fn finish(self) {
         self.db.close().await;
-        (self.cleanup)().await;
+        self.test_db.remove().await;
     }
 }
 

@@ -17,9 +17,9 @@ pub mod store_worker;
 use std::sync::Arc;
 
 use utoipa::OpenApi;
-use wharf_actors::{Liveness, RestartPolicy, Supervisor, SupervisorError, pool};
-use wharf_edge::{Edge, EdgeError, ServiceName};
-use wharf_runtime::{Database, DatabaseError, Env, RunningService, ServiceConfig};
+use wharf_actors::{Liveness, RestartPolicy, Supervisor, pool};
+use wharf_edge::{Edge, ServiceName};
+use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError};
 
 use crate::store::{POSTGRES_MIGRATIONS, ProductStore, SQLITE_MIGRATIONS};
 use crate::store_worker::{Catalogue, StoreWorker};
@@ -53,23 +53,6 @@ impl ProductsConfig {
     }
 }
 
-/// Why the service could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The database could not be opened, migrated or seeded.
-    #[error(transparent)]
-    Database(#[from] DatabaseError),
-    /// Seeding failed.
-    #[error("seeding the demo catalogue failed: {0}")]
-    Seed(#[from] wharf_runtime::StoreError),
-    /// The actors could not be started.
-    #[error(transparent)]
-    Supervisor(#[from] SupervisorError),
-    /// The edge could not listen.
-    #[error(transparent)]
-    Edge(#[from] EdgeError),
-}
-
 /// Starts the service; it serves until [`RunningService::run_until`] or `shutdown`.
 pub async fn start(config: ProductsConfig) -> Result<RunningService, StartError> {
     let settings = &config.service;
@@ -95,20 +78,13 @@ pub async fn start(config: ProductsConfig) -> Result<RunningService, StartError>
     let mut edge = Edge::new(SERVICE, settings.edge(), liveness).check(db.clone()).supervisor(supervisor.clone());
     edge = edge.openapi(routes::ApiDoc::openapi());
     let api = routes::routes(Catalogue::new(store_pool), edge.body_limit());
-    let edge = match edge.serve(api).await {
-        Ok(edge) => edge,
-        Err(err) => {
-            supervisor.shutdown().await;
-            db.close().await;
-            return Err(err.into());
-        }
-    };
+    let running = RunningService::serve(edge, api, supervisor, db.clone()).await?;
     tracing::info!(
         service = SERVICE.short,
-        addr = %edge.local_addr(),
+        addr = %running.local_addr(),
         database = db.backend(),
         workers,
         "ready"
     );
-    Ok(RunningService::new(edge, supervisor, db))
+    Ok(running)
 }

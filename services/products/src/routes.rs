@@ -11,8 +11,8 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
-use wharf_edge::reply::{empty, json};
-use wharf_edge::{FieldErrors, Page, Problem, json_body, route};
+use wharf_edge::reply::{answer, empty, json, path_id};
+use wharf_edge::{Page, Problem, json_body, route};
 
 use crate::domain::{NewProduct, Product, ProductInput};
 use crate::store_worker::Catalogue;
@@ -27,20 +27,6 @@ use crate::store_worker::Catalogue;
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
-
-fn answer(result: Result<Response, Problem>) -> Result<Response, Infallible> {
-    Ok(result.unwrap_or_else(Problem::into_response))
-}
-
-/// Path ids are parsed here rather than by warp so a non-number is a 400 that says so, not a
-/// confusing 404.
-fn parse_id(raw: &str) -> Result<i64, Problem> {
-    raw.parse::<i64>().map_err(|_| {
-        let mut errors = FieldErrors::new();
-        errors.add("id", "must be an integer");
-        Problem::validation(errors)
-    })
-}
 
 /// List products, in ascending id order.
 #[utoipa::path(get, path = "/api/products", tag = "products",
@@ -63,7 +49,7 @@ async fn list(query: Vec<(String, String)>, catalogue: Catalogue) -> Result<Resp
     responses((status = 200, body = Product), (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn get(id: String, catalogue: Catalogue) -> Result<Response, Infallible> {
-    answer(async { Ok(json(StatusCode::OK, &catalogue.get(parse_id(&id)?).await?)) }.await)
+    answer(async { Ok(json(StatusCode::OK, &catalogue.get(path_id(&id)?).await?)) }.await)
 }
 
 /// Add a product.
@@ -94,7 +80,7 @@ async fn create(catalogue: Catalogue, body: Value) -> Result<Response, Infallibl
 async fn update(id: String, catalogue: Catalogue, body: Value) -> Result<Response, Infallible> {
     answer(
         async {
-            let id = parse_id(&id)?;
+            let id = path_id(&id)?;
             let product = NewProduct::parse(&body)?;
             Ok(json(StatusCode::OK, &catalogue.update(id, product).await?))
         }
@@ -109,7 +95,7 @@ async fn update(id: String, catalogue: Catalogue, body: Value) -> Result<Respons
 async fn delete(id: String, catalogue: Catalogue) -> Result<Response, Infallible> {
     answer(
         async {
-            catalogue.delete(parse_id(&id)?).await?;
+            catalogue.delete(path_id(&id)?).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
         .await,

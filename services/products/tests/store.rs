@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use products::domain::{NewProduct, Price};
@@ -17,32 +15,28 @@ use wharf_runtime::Database;
 struct Backend {
     store: ProductStore,
     db: Database,
-    cleanup: Box<dyn FnOnce() -> futures_util::future::BoxFuture<'static, ()> + Send>,
+    test_db: wharf_testkit::TestDb,
 }
 
-async fn open(url: &str) -> (ProductStore, Database) {
-    let db = Database::connect(url, 4).await.expect("connect");
+async fn open(test_db: wharf_testkit::TestDb) -> Backend {
+    let db = Database::connect(&test_db.url(), 4).await.expect("connect");
     db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await.expect("migrate");
-    (ProductStore::new(db.clone()), db)
+    Backend { store: ProductStore::new(db.clone()), db, test_db }
 }
 
 async fn sqlite() -> Backend {
-    let dir = support::TempDir::new("store");
-    let (store, db) = open(&dir.sqlite_url("products.db")).await;
-    Backend { store, db, cleanup: Box::new(move || Box::pin(async move { drop(dir) })) }
+    open(wharf_testkit::TestDb::sqlite()).await
 }
 
 #[cfg(feature = "integration")]
 async fn postgres() -> Backend {
-    let test_db = wharf_testkit::PgTestDb::create().await;
-    let (store, db) = open(&test_db.url).await;
-    Backend { store, db, cleanup: Box::new(move || Box::pin(test_db.drop_db())) }
+    open(wharf_testkit::TestDb::postgres().await).await
 }
 
 impl Backend {
     async fn finish(self) {
         self.db.close().await;
-        (self.cleanup)().await;
+        self.test_db.remove().await;
     }
 }
 

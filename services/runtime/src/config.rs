@@ -117,6 +117,24 @@ impl Env {
         })
     }
 
+    /// The bus variables (`BUS`, `AMQP_URL`, `BUS_QUEUE`, …), their errors recorded here like
+    /// every other variable's.
+    pub fn bus(&mut self) -> wharf_bus::BusConfig {
+        match wharf_bus::BusConfig::from_lookup(|name| self.raw(name).map(str::to_owned)) {
+            Ok(config) => config,
+            Err(errors) => {
+                for error in errors.0 {
+                    self.errors.push(ConfigError {
+                        variable: error.variable,
+                        value: error.value,
+                        expected: error.expected,
+                    });
+                }
+                wharf_bus::BusConfig::memory()
+            }
+        }
+    }
+
     /// Records an error found by a caller's own cross-variable check.
     pub fn reject(&mut self, name: &str, expected: &str) {
         let value = self.raw(name).unwrap_or_default().to_owned();

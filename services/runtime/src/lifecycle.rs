@@ -8,10 +8,30 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use wharf_actors::{Liveness, SupervisorHandle};
-use wharf_edge::RunningEdge;
+use wharf_actors::{Liveness, SupervisorError, SupervisorHandle};
+use wharf_edge::{Edge, EdgeError, RunningEdge};
 
-use crate::Database;
+use crate::{Database, DatabaseError, StoreError};
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// A start-up step in the store failed (e.g. seeding).
+    #[error("preparing the store failed: {0}")]
+    Store(#[from] StoreError),
+    /// The bus could not be reached or provisioned.
+    #[error("cannot open the bus: {0}")]
+    Bus(#[from] wharf_bus::BusError),
+    /// The actors could not be started.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// The edge could not listen.
+    #[error(transparent)]
+    Edge(#[from] EdgeError),
+}
 
 /// How a service's run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +54,22 @@ impl RunningService {
     /// Bundles the started parts.
     pub fn new(edge: RunningEdge, supervisor: SupervisorHandle, db: Database) -> Self {
         Self { edge, supervisor, db }
+    }
+
+    /// The last start-up step: the edge starts serving `api`. If it cannot (port taken), the
+    /// actors and the database started before it are stopped, so a failed start leaves nothing.
+    pub async fn serve<F>(edge: Edge, api: F, supervisor: SupervisorHandle, db: Database) -> Result<Self, StartError>
+    where
+        F: warp::Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+    {
+        match edge.serve(api).await {
+            Ok(edge) => Ok(Self::new(edge, supervisor, db)),
+            Err(err) => {
+                supervisor.shutdown().await;
+                db.close().await;
+                Err(err.into())
+            }
+        }
     }
 
     /// Where the edge listens.

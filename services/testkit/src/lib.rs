@@ -84,3 +84,41 @@ impl PgTestDb {
         }
     }
 }
+
+/// Where a store suite's database lives: a SQLite file in a temporary directory, or a fresh
+/// PostgreSQL database. One type, so one suite body runs on either.
+#[derive(Debug)]
+pub enum TestDb {
+    /// A SQLite file (created on connect) in a directory removed afterwards.
+    Sqlite(TempDir),
+    /// A database dropped afterwards.
+    Postgres(PgTestDb),
+}
+
+impl TestDb {
+    /// A SQLite database.
+    pub fn sqlite() -> Self {
+        Self::Sqlite(TempDir::new("store"))
+    }
+
+    /// A PostgreSQL database (fails the test when the server is unreachable).
+    pub async fn postgres() -> Self {
+        Self::Postgres(PgTestDb::create().await)
+    }
+
+    /// Its `DATABASE_URL`.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => dir.sqlite_url("store.db"),
+            Self::Postgres(db) => db.url.clone(),
+        }
+    }
+
+    /// Removes it (close the pool first).
+    pub async fn remove(self) {
+        match self {
+            Self::Sqlite(dir) => drop(dir),
+            Self::Postgres(db) => db.drop_db().await,
+        }
+    }
+}
