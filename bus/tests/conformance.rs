@@ -310,7 +310,7 @@ async fn a_graceful_stop_lets_running_handlers_finish(b: Backend) {
     supervisor.shutdown().await;
     assert_eq!(consumer.stats().acked, 1, "the running handler finished and acked before the stop completed");
     assert_eq!(consumer.stats().settle_failures, 0);
-    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(started.elapsed() < Duration::from_secs(8), "the stop waited for the handler, not much longer");
 
     // Nothing is left to deliver.
     let mut subscription = b.bus.subscribe(&b.queue, &b.options).await.unwrap();

@@ -81,7 +81,9 @@ impl Backend {
             subscribe: SubscribeOptions { prefetch, ..self.options.clone() },
             handler_timeout: Duration::from_secs(30),
             failure_delay: self.retry_delay,
-            drain_timeout: Duration::from_secs(2),
+            // Generous: under a loaded CI machine an SQS ack through moto can take a second or more,
+            // and a graceful stop must wait for it.
+            drain_timeout: Duration::from_secs(6),
         }
     }
 }
