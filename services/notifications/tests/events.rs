@@ -13,19 +13,20 @@ use serde_json::Value;
 use support::{Server, order_placed, start, unique};
 use wharf_bus::{Bus, QueueName};
 
+/// OrderPlaced events in the volume test, on every backend.
+const EVENTS: usize = 1000;
+
 /// A bus on a fresh queue with the given max attempts.
 struct Backend {
     bus: Arc<dyn Bus>,
     queue: QueueName,
-    /// How many events the heavy tests use (SQS through moto is slower).
-    volume: usize,
 }
 
 async fn memory(max_attempts: u32) -> Backend {
     let queue = QueueName::parse(&unique("notify")).unwrap();
     let bus = support::memory_bus(max_attempts);
     bus.provision(&queue).await.unwrap();
-    Backend { bus, queue, volume: 1000 }
+    Backend { bus, queue }
 }
 
 #[cfg(feature = "integration")]
@@ -41,7 +42,7 @@ async fn rabbitmq(max_attempts: u32) -> Backend {
     };
     let bus: Arc<dyn Bus> = Arc::new(wharf_bus::RabbitBus::with_connection_name(&config, queue.as_str()));
     bus.provision(&queue).await.expect("RabbitMQ is required by the integration tier");
-    Backend { bus, queue, volume: 1000 }
+    Backend { bus, queue }
 }
 
 #[cfg(feature = "integration")]
@@ -59,7 +60,7 @@ async fn sqs(max_attempts: u32) -> Backend {
         ..wharf_bus::BusConfig::memory()
     };
     let bus = wharf_bus::connect(&config).await.expect("the SQS API is required by the integration tier");
-    Backend { bus, queue, volume: 200 }
+    Backend { bus, queue }
 }
 
 async fn serve(backend: &Backend, vars: &[(&str, &str)]) -> Server {
@@ -68,7 +69,7 @@ async fn serve(backend: &Backend, vars: &[(&str, &str)]) -> Server {
 
 async fn every_event_makes_exactly_one_sent_notification_even_delivered_twice(backend: Backend) {
     let server = serve(&backend, &[("CONSUMER_PREFETCH", "32"), ("SENDERS", "32")]).await;
-    let n = backend.volume;
+    let n = EVENTS;
     for order in 0..n {
         let envelope = order_placed(i64::try_from(order).unwrap() + 1, &format!("c{order}@example.com"));
         // The same event twice, as a redelivering broker or a re-publishing relay would.
@@ -112,7 +113,7 @@ async fn a_failing_recipient_is_dead_lettered_after_max_attempts(backend: Backen
 async fn killing_the_consumer_and_senders_mid_processing_loses_nothing(backend: Backend) {
     let vars = [("SEND_DELAY_EMAIL_MS", "5-30"), ("SUPERVISOR_MAX_RESTARTS", "10000"), ("SENDERS", "8")];
     let server = serve(&backend, &vars).await;
-    let n = backend.volume.min(300);
+    let n = 300;
     for order in 0..n {
         let envelope = order_placed(i64::try_from(order).unwrap() + 1, &format!("k{order}@example.com"));
         backend.bus.publish(&backend.queue, &envelope).await.unwrap();
