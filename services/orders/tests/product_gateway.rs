@@ -325,7 +325,9 @@ async fn stopped_products_opens_the_circuit_serves_the_cache_and_recovers_by_its
     let started = Instant::now();
     fallback(gw.lookup(lamp).await);
     let (retry_after, _) = unavailable(gw.lookup(lamp + 1).await);
-    assert!(started.elapsed() < Duration::from_millis(200), "{:?}", started.elapsed());
+    // Bounds in these tests are relative to the configured timeouts, with room for a loaded CI
+    // machine: what they prove is that no attempt was waited for (the counters prove the rest).
+    assert!(started.elapsed() < Duration::from_millis(450), "{:?}", started.elapsed());
     assert!(retry_after >= Duration::from_secs(1));
     assert_eq!(gw.metric("products_breaker_rejections_total"), 2.0);
     assert_eq!(connection_retries(&gw), 3.0);
@@ -373,7 +375,7 @@ async fn an_open_circuit_rejects_without_calling_products() {
     for id in 1..=20 {
         unavailable(gw.lookup(id).await);
     }
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert_eq!(stub.requests(), 3, "no request reaches products while the circuit is open");
     assert_eq!(gw.metric("products_breaker_rejections_total"), 20.0);
     assert_eq!(gw.health().await.status, CheckStatus::Degraded);
@@ -416,7 +418,7 @@ async fn a_half_open_circuit_lets_a_single_probe_through() {
     for result in futures_util::future::join_all(lookups).await {
         fallback(result);
     }
-    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(450), "{:?}", started.elapsed());
     assert_eq!(stub.requests(), 3);
 
     // The probe times out and the circuit opens again.
@@ -535,7 +537,7 @@ async fn retry_after_is_honoured_up_to_a_bound() {
     let gw = TestGateway::start(config(&stub.url)).await;
     let started = Instant::now();
     let (retry_after, _) = unavailable(gw.lookup(6).await);
-    assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
     assert_eq!(stub.requests(), 1);
     assert!(retry_after >= Duration::from_secs(1));
     gw.stop().await;
@@ -573,7 +575,8 @@ async fn a_full_queue_sheds_lookups_at_once() {
 
     let started = Instant::now();
     let (retry_after, reason) = unavailable(gw.lookup(3).await);
-    assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+    // A queued lookup would wait out the busy worker's 800 ms timeout.
+    assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
     assert!(reason.contains("overloaded"), "{reason}");
     assert!(retry_after >= Duration::from_secs(1));
 
