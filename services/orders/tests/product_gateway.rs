@@ -559,30 +559,35 @@ async fn a_full_queue_sheds_lookups_at_once() {
         })
         .await,
     );
-    // One lookup holds the only worker, one waits in the queue.
-    let busy: Vec<_> = (1..=2)
-        .map(|id| {
-            let gw = Arc::clone(&gw);
-            tokio::spawn(async move { gw.lookup(id).await })
-        })
-        .collect();
+    // The first lookup holds the only worker.
+    let first = {
+        let gw = Arc::clone(&gw);
+        tokio::spawn(async move { gw.lookup(1).await })
+    };
     let deadline = Instant::now() + Duration::from_secs(2);
     while stub.requests() < 1 {
         assert!(Instant::now() < deadline, "the first lookup never reached the server");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Two more race for the one queue slot: whichever comes second must be shed at once, without
+    // waiting for the busy worker (a queued lookup waits out its 800 ms timeout).
+    let timed = |id| {
+        let gw = Arc::clone(&gw);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = gw.lookup(id).await;
+            (started.elapsed(), unavailable(result))
+        })
+    };
+    let (second, third) = (timed(2), timed(3));
+    let outcomes = [second.await.unwrap(), third.await.unwrap()];
+    let shed: Vec<_> = outcomes.iter().filter(|(_, (_, reason))| reason.contains("overloaded")).collect();
+    assert_eq!(shed.len(), 1, "exactly one lookup found the queue full: {outcomes:?}");
+    let (elapsed, (retry_after, _)) = shed[0];
+    assert!(*elapsed < Duration::from_millis(600), "shed at once, not after the busy worker: {elapsed:?}");
+    assert!(*retry_after >= Duration::from_secs(1));
 
-    let started = Instant::now();
-    let (retry_after, reason) = unavailable(gw.lookup(3).await);
-    // A queued lookup would wait out the busy worker's 800 ms timeout.
-    assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
-    assert!(reason.contains("overloaded"), "{reason}");
-    assert!(retry_after >= Duration::from_secs(1));
-
-    for lookup in busy {
-        unavailable(lookup.await.unwrap());
-    }
+    unavailable(first.await.unwrap());
     assert_eq!(stub.requests(), 2, "the shed lookup never reached products");
     Arc::into_inner(gw).expect("no other owner").stop().await;
 }
