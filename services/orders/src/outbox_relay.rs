@@ -163,6 +163,9 @@ pub struct RelayState {
     /// No publishing before this instant (backing off after a failure).
     resume_at: Instant,
     backoff: Duration,
+    /// When the lag gauges were last refreshed: at most once per poll interval, not after every
+    /// wake (a wake comes with every committed order).
+    lag_refreshed: Option<Instant>,
 }
 
 impl Actor for OutboxRelay {
@@ -195,7 +198,7 @@ impl Actor for OutboxRelay {
         // A new incarnation starts with a round: rows may be waiting from before a restart.
         myself.send_message(RelayMsg::Run)?;
         let backoff = args.config.backoff_initial;
-        Ok(RelayState { args, resume_at: Instant::now(), backoff })
+        Ok(RelayState { args, resume_at: Instant::now(), backoff, lag_refreshed: None })
     }
 
     async fn handle(
@@ -215,7 +218,10 @@ impl Actor for OutboxRelay {
                 state.backoff = (state.backoff * 2).min(state.args.config.backoff_max);
             }
         }
-        refresh_lag(&state.args).await;
+        if state.lag_refreshed.is_none_or(|at| at.elapsed() >= state.args.config.poll) {
+            refresh_lag(&state.args).await;
+            state.lag_refreshed = Some(Instant::now());
+        }
         Ok(())
     }
 }

@@ -226,17 +226,14 @@ impl OrderStore {
         event: impl Fn(&Order) -> OutboxEvent,
         key: Option<&IdempotencyKey>,
     ) -> Result<Created, StoreError> {
-        if let Some(key) = key
-            && let Some(found) = self.find_idempotent(key).await?
-        {
-            return Ok(found);
-        }
+        // A used key is caught by its unique constraint (then answered from what it was used
+        // for), which also settles two requests racing with the same key. Callers that can avoid
+        // work for a replay look the key up first (the order route does, before asking products).
         match self.insert(order, &event, key).await {
             Ok(order) => {
                 self.outbox_written.notify_one();
                 Ok(Created::New(order))
             }
-            // Two requests with the same key raced; the other one committed first.
             Err(StoreError::Database(err)) if key.is_some() && is_unique_violation(&err) => match key {
                 Some(key) => self.find_idempotent(key).await?.ok_or(StoreError::Database(err)),
                 None => Err(StoreError::Database(err)),
