@@ -145,8 +145,11 @@ async fn every_job_is_answered_exactly_once_while_workers_are_killed() {
             }
             Err(PoolError::WorkerDied) => {
                 died += 1;
+                // The pool counts a delivery to a worker; a worker killed after receiving the job
+                // but before starting it leaves no start in the recorder. So a redeliverable job
+                // is given up after MAX_ATTEMPTS deliveries, of which at most that many started.
                 assert!(
-                    !job.redeliver || recorder.starts(job.id) == MAX_ATTEMPTS,
+                    !job.redeliver || recorder.starts(job.id) <= MAX_ATTEMPTS,
                     "redeliverable job {} reported dead after {} starts",
                     job.id,
                     recorder.starts(job.id)
