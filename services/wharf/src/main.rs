@@ -1,6 +1,11 @@
-//! `wharf`: run the platform on a laptop (`up`) and check a deployment end to end (`smoke`).
+//! `wharf`: run the platform on a laptop (`up`), check a deployment end to end (`smoke`), load it
+//! (`load`), break it on purpose (`chaos`) and look after its dead letters (`dlq`).
 
+mod chaos;
+mod dlq;
+mod load;
 mod smoke;
+mod targets;
 mod up;
 
 use std::process::ExitCode;
@@ -23,6 +28,14 @@ enum Command {
     /// Check a running wharf end to end: health, create a product, place an order, wait for its
     /// confirmation email, read the order back, tidy up. Exits 0 when every step passed.
     Smoke(smoke::SmokeArgs),
+    /// Put a running wharf under load: virtual users reading products, placing orders and reading
+    /// notifications; reports throughput, latency percentiles, errors and order→email delay.
+    Load(load::LoadArgs),
+    /// Inject faults into services started with CHAOS_ENABLED=true: kill an actor, add latency or
+    /// errors to their API for a while, take them out of readiness.
+    Chaos(chaos::ChaosArgs),
+    /// Inspect, replay or purge the order-events dead-letter queue (memory, RabbitMQ or SQS).
+    Dlq(dlq::DlqArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +50,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Up(args) => up::run(args, &runtime),
         Command::Smoke(args) => runtime.block_on(smoke::run(args)),
+        Command::Load(args) => runtime.block_on(load::run(args)),
+        Command::Chaos(args) => runtime.block_on(chaos::run(args)),
+        Command::Dlq(args) => runtime.block_on(dlq::run(args)),
     }
 }
