@@ -120,6 +120,25 @@ impl DeadLetter {
     pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
         Envelope::from_json(&self.body)
     }
+
+    /// The dead letter as JSON for operators (`/admin/dlq`, `wharf dlq list --json`): `id`,
+    /// `eventType`, `eventVersion`, `correlationId`, `reason`, `attempts`, `deadLetteredAt`
+    /// (RFC 3339), and `body` — the JSON it carried, or the raw text when it is not JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let body = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&self.body).into_owned()));
+        let at = self.dead_lettered_at.and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok());
+        serde_json::json!({
+            "id": self.id,
+            "eventType": self.metadata.event_type,
+            "eventVersion": self.metadata.event_version,
+            "correlationId": self.metadata.correlation_id,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "deadLetteredAt": at,
+            "body": body,
+        })
+    }
 }
 
 /// Which dead letters [`Bus::replay`] moves.

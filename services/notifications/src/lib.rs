@@ -7,6 +7,7 @@
 //! └── notifications/order-events  EventConsumer: OrderPlaced → one Email notification per event id
 //! ```
 
+pub mod admin;
 pub mod domain;
 pub mod order_events;
 pub mod routes;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use utoipa::OpenApi;
+use warp::Filter;
 use wharf_actors::{Liveness, Supervisor, pool};
 use wharf_bus::{Bus, BusConfig, ConsumerOptions, QueueName, SubscribeOptions, consumer};
 use wharf_edge::{Check, CheckOutcome, CheckStatus, Edge, ServiceName};
@@ -47,6 +49,8 @@ pub struct NotificationsConfig {
     pub retry_delay: Duration,
     /// `STORE_QUEUE`.
     pub store_queue: usize,
+    /// `ADMIN_ENABLED`: mount `/admin/dlq` (off by default; `wharf up` turns it on).
+    pub admin_enabled: bool,
     /// Registry name of the supervisor (tests vary it).
     pub actor_namespace: String,
 }
@@ -69,7 +73,17 @@ impl NotificationsConfig {
         let prefetch = env.integer("CONSUMER_PREFETCH", 16, 1..=1000);
         let retry_delay = Duration::from_millis(env.integer("EVENT_RETRY_DELAY_MS", 2000, 0..=3_600_000));
         let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
-        Self { service, bus, senders, prefetch, retry_delay, store_queue, actor_namespace: SERVICE.short.to_owned() }
+        let admin_enabled = env.boolean("ADMIN_ENABLED", false);
+        Self {
+            service,
+            bus,
+            senders,
+            prefetch,
+            retry_delay,
+            store_queue,
+            admin_enabled,
+            actor_namespace: SERVICE.short.to_owned(),
+        }
     }
 }
 
@@ -154,7 +168,7 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
 
     let edge = edge
         .check(db.clone())
-        .check(BusCheck { bus, queue: config.bus.queue.clone() })
+        .check(BusCheck { bus: bus.clone(), queue: config.bus.queue.clone() })
         .supervisor(supervisor.clone())
         .openapi(routes::ApiDoc::openapi());
     let api = NotificationsApi {
@@ -162,7 +176,11 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
         senders,
         attempts: config.senders.attempts,
     };
-    let routes = routes::routes(api, edge.body_limit());
+    let mut routes = routes::routes(api, edge.body_limit());
+    if config.admin_enabled {
+        let dlq = admin::DlqAdmin { bus, queue: config.bus.queue.clone() };
+        routes = routes.or(admin::routes(dlq, edge.body_limit())).unify().boxed();
+    }
     let running = RunningService::serve(edge, routes, supervisor, db.clone()).await?;
     tracing::info!(service = SERVICE.short, addr = %running.local_addr(), database = db.backend(), bus = %config.bus.backend, "ready");
     Ok(running)

@@ -89,6 +89,8 @@ fn configure(args: &UpArgs) -> Result<Platform, String> {
 
     let mut env = env_for(&process, &SLOTS[2], &mut shared);
     env.set_default("LOG_FORMAT", "pretty");
+    // The memory bus's dead letters live in this process: `/admin/dlq` is how `wharf dlq` sees them.
+    env.set_default("ADMIN_ENABLED", "true");
     let mut notifications = notifications::NotificationsConfig::from_env(&mut env);
     notifications.service.port_variable = SLOTS[2].port_variable;
     errors.extend(env.finish().err().map(|e| e.to_string()));
