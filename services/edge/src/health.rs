@@ -95,6 +95,9 @@ async fn run_checks(state: &EdgeState) -> BTreeMap<&'static str, CheckOutcome> {
         Some(reason) => CheckOutcome::with(CheckStatus::Down, reason),
     };
     checks.insert("actors", liveness);
+    if let Some(forced) = state.chaos.readiness_check() {
+        checks.insert("chaos", forced);
+    }
     checks
 }
 

@@ -8,7 +8,8 @@
 //! - security headers on every response and no `Server` header ([`security`]);
 //! - request body limits and JSON parsing with clear errors ([`body`]), paging ([`paging`]);
 //! - `/health`, `/health/live`, `/health/ready` ([`health`]), `/metrics` ([`metrics`]),
-//!   `/openapi.json` and `/swagger` ([`docs`]), `/admin/chaos/*` when enabled ([`chaos`]);
+//!   `/openapi.json` and `/swagger` ([`docs`]), and when enabled `/admin/chaos/*` ([`chaos`]):
+//!   kill actors, inject latency and errors, force unreadiness;
 //! - graceful shutdown: stop accepting, drain in-flight requests up to a deadline ([`server`]).
 
 pub mod body;

@@ -3,9 +3,9 @@
 //!
 //! Routing stays in warp filters; the connection loop is hyper's, driven here rather than by
 //! `warp::serve` so the edge can (a) wrap every request — correlation id, security headers,
-//! metrics, the access log — including warp's own rejections, and (b) bound the drain: after
-//! the shutdown signal it stops accepting, lets in-flight requests finish for up to the grace
-//! period, then cuts what is left.
+//! metrics, the access log, chaos faults when a drill is armed — including warp's own
+//! rejections, and (b) bound the drain: after the shutdown signal it stops accepting, lets
+//! in-flight requests finish for up to the grace period, then cuts what is left.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -79,6 +79,8 @@ pub(crate) struct EdgeState {
     pub(crate) supervisor: Option<SupervisorHandle>,
     /// Set when shutdown begins: readiness turns 503 so load balancers stop sending traffic.
     pub(crate) draining: AtomicBool,
+    /// Faults injected by `/admin/chaos/*` (never armed when chaos is disabled).
+    pub(crate) chaos: Arc<chaos::Drill>,
 }
 
 /// An edge being assembled by a service.
@@ -91,6 +93,7 @@ pub struct Edge {
     liveness: Liveness,
     supervisor: Option<SupervisorHandle>,
     doc: OpenApiDoc,
+    chaos: Arc<chaos::Drill>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -104,6 +107,10 @@ impl Edge {
     pub fn new(service: ServiceName, config: EdgeConfig, liveness: Liveness) -> Self {
         let mut registry = Registry::with_prefix("wharf");
         let metrics = HttpMetrics::register(&mut registry);
+        let chaos = Arc::new(chaos::Drill::new());
+        if config.chaos_enabled {
+            chaos.register(&mut registry);
+        }
         Self {
             service,
             config,
@@ -113,6 +120,7 @@ impl Edge {
             liveness,
             supervisor: None,
             doc: OpenApiDoc::default(),
+            chaos,
         }
     }
 
@@ -162,6 +170,7 @@ impl Edge {
             liveness: self.liveness,
             supervisor: self.supervisor,
             draining: AtomicBool::new(false),
+            chaos: self.chaos,
         });
         let shared = health::routes(state.clone())
             .or(metrics::routes(state.clone()))
@@ -368,8 +377,20 @@ where
             service = guard.state.service.short,
             correlation_id = scope.correlation_id.to_str().unwrap_or_default()
         );
-        let response =
-            SCOPE.scope(scope, tower_service::Service::call(&mut self.routes.clone(), request)).instrument(span);
+        // With no chaos drill armed this is one atomic load and nothing else (no clone, no
+        // allocation); see `chaos::Drill::faults_for`.
+        let drill =
+            guard.state.chaos.faults_for(request.uri().path()).map(|faults| (guard.state.chaos.clone(), faults));
+        let mut routes = self.routes.clone();
+        let handled = async move {
+            if let Some((chaos, faults)) = drill
+                && let Some(injected) = chaos.inject(&faults).await
+            {
+                return Ok(injected);
+            }
+            tower_service::Service::call(&mut routes, request).await
+        };
+        let response = SCOPE.scope(scope, handled).instrument(span);
         Box::pin(async move {
             let Ok(mut response) = response.await;
             security::apply(guard.scope.uri.path(), response.headers_mut());

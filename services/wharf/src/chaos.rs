@@ -1,13 +1,559 @@
-//! `wharf chaos` (being written).
+//! `wharf chaos`: break one running service on purpose, and put it right again.
+//!
+//! A thin client of the service's `/admin/chaos/*` routes (see `wharf_edge::chaos`), which exist
+//! only when the service runs with `CHAOS_ENABLED=true`. Each subcommand is one order to one
+//! service: kill an actor, add latency or errors to its API for a while, take it out of
+//! readiness, or undo that. Faults end by themselves after `--for`, so a forgotten drill cannot
+//! outlive its window.
+//!
+//! Exit codes: 0 done, 1 the service refused or could not be reached, 2 bad flags.
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::targets;
+
+const EXAMPLES: &str = "\
+Examples:
+  wharf chaos status --service products
+  wharf chaos kill --service orders orders/store/0
+  wharf chaos latency --service orders --ms 300 --jitter-ms 100 --for 30s
+  wharf chaos errors --service products --rate 0.3 --for 2m
+  wharf chaos unready --service notifications --for 45s
+  wharf chaos clear --service orders
+
+The service must run with CHAOS_ENABLED=true (`CHAOS_ENABLED=true wharf up` enables all three).
+Latency and errors apply to /api/* by default and never to /health*, /metrics or /admin/*.";
 
 /// Options of `wharf chaos`.
-#[derive(Debug, clap::Args)]
-pub struct ChaosArgs {}
+#[derive(Debug, Args)]
+#[command(after_help = EXAMPLES, subcommand_required = true, arg_required_else_help = true)]
+pub struct ChaosArgs {
+    #[command(subcommand)]
+    action: Action,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Show the latency, errors and readiness override in force and how long each has left, the
+    /// faults injected so far, and the actors that can be killed.
+    #[command(after_help = "Example:\n  wharf chaos status --service orders")]
+    Status(Target),
+    /// Kill a supervised actor (its supervisor restarts it; kills beyond the restart budget
+    /// escalate as a crash would).
+    #[command(after_help = "Examples:\n  wharf chaos kill --service products products/store/0\n  \
+                            wharf chaos kill --service orders --all-matching orders/store/")]
+    Kill(KillArgs),
+    /// Delay every API request by a fixed time, give or take some jitter, for a while. Replaces
+    /// any latency or errors injected before.
+    #[command(after_help = "Example:\n  wharf chaos latency --service orders --ms 300 --jitter-ms 100 --for 30s")]
+    Latency(LatencyArgs),
+    /// Answer a share of API requests with a server error instead of running them, for a while.
+    /// Replaces any latency or errors injected before.
+    #[command(after_help = "Example:\n  wharf chaos errors --service products --rate 0.3 --status 503 --for 2m")]
+    Errors(ErrorsArgs),
+    /// Make /health/ready answer 503 for a while, as a replica dropping out would; the service
+    /// still serves and /health/live stays 200.
+    #[command(after_help = "Example:\n  wharf chaos unready --service notifications --for 45s")]
+    Unready(UnreadyArgs),
+    /// End a forced unreadiness now.
+    #[command(after_help = "Example:\n  wharf chaos ready --service notifications")]
+    Ready(Target),
+    /// End injected latency and errors and a forced unreadiness now (killed actors restart by
+    /// themselves).
+    #[command(after_help = "Example:\n  wharf chaos clear --service orders")]
+    Clear(Target),
+}
+
+/// Which service to send the order to.
+#[derive(Debug, Clone, Args)]
+struct Target {
+    /// The service to act on. Its URL is WHARF_PRODUCTS_URL, WHARF_ORDERS_URL or
+    /// WHARF_NOTIFICATIONS_URL when set, otherwise its local `wharf up` address
+    /// (http://127.0.0.1:5000, 5001, 5002).
+    #[arg(long, value_enum, required_unless_present = "url")]
+    service: Option<Service>,
+    /// The service's base URL, e.g. one pod's http://10.0.3.7:8080; overrides the URL --service
+    /// implies (--service then only names it in the output).
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    url: Option<String>,
+    /// How long to wait for the service to answer: 10s, 500ms, 1m…
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Service {
+    /// The products service (port 5000 under `wharf up`).
+    Products,
+    /// The orders service (port 5001).
+    Orders,
+    /// The notifications service (port 5002).
+    Notifications,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Products => "products",
+            Self::Orders => "orders",
+            Self::Notifications => "notifications",
+        }
+    }
+
+    /// The variable that names its URL, as for `smoke` and `load`.
+    fn url_variable(self) -> &'static str {
+        match self {
+            Self::Products => "WHARF_PRODUCTS_URL",
+            Self::Orders => "WHARF_ORDERS_URL",
+            Self::Notifications => "WHARF_NOTIFICATIONS_URL",
+        }
+    }
+
+    fn local_url(self) -> &'static str {
+        match self {
+            Self::Products => "http://127.0.0.1:5000",
+            Self::Orders => "http://127.0.0.1:5001",
+            Self::Notifications => "http://127.0.0.1:5002",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct KillArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The actor to kill, as `wharf chaos status` lists it, e.g. products/store/0.
+    #[arg(value_name = "ACTOR", required_unless_present = "all_matching", conflicts_with = "all_matching")]
+    actor: Option<String>,
+    /// Kill every listed actor whose name starts with PREFIX instead, e.g. orders/store/ for all
+    /// the store's workers.
+    #[arg(long, value_name = "PREFIX")]
+    all_matching: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct LatencyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The delay added before each request runs, in ms (1 to 60000).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    ms: u64,
+    /// Vary the delay uniformly by up to this much either way, in ms (at most --ms).
+    #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    jitter_ms: u64,
+    #[command(flatten)]
+    window: Window,
+}
+
+#[derive(Debug, Args)]
+struct ErrorsArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The share of requests that fail, more than 0 and at most 1 (0.3 = 30%).
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    rate: f64,
+    /// The HTTP status of the injected errors, 500 to 599; 503 also sends Retry-After: 1.
+    #[arg(long, value_name = "STATUS", default_value_t = 503, value_parser = clap::value_parser!(u16).range(500..=599))]
+    status: u16,
+    #[command(flatten)]
+    window: Window,
+}
+
+/// How long and where latency or errors apply.
+#[derive(Debug, Args)]
+struct Window {
+    /// How long the fault lasts, then ends by itself: 30s, 2m, 1m30s, 1h (1 s to 1 h, whole seconds).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_window)]
+    duration_secs: u64,
+    /// Only requests whose path starts with this suffer (never /health*, /metrics, /admin/*).
+    #[arg(long, value_name = "PATH", default_value = "/api/")]
+    path_prefix: String,
+}
+
+#[derive(Debug, Args)]
+struct UnreadyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// How long readiness stays 503, then recovers by itself: 30s, 2m, 1h (1 s to 1 h).
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_window)]
+    duration_secs: u64,
+}
 
 /// Runs `wharf chaos`.
-pub async fn run(_args: ChaosArgs) -> ExitCode {
-    eprintln!("wharf chaos: not available yet");
-    ExitCode::FAILURE
+pub async fn run(args: ChaosArgs) -> ExitCode {
+    let target = match &args.action {
+        Action::Status(target) | Action::Ready(target) | Action::Clear(target) => target,
+        Action::Kill(kill) => &kill.target,
+        Action::Latency(latency) => &latency.target,
+        Action::Errors(errors) => &errors.target,
+        Action::Unready(unready) => &unready.target,
+    };
+    if let Action::Latency(latency) = &args.action
+        && latency.jitter_ms > latency.ms
+    {
+        eprintln!("error: --jitter-ms ({}) must not exceed --ms ({})", latency.jitter_ms, latency.ms);
+        return ExitCode::from(2);
+    }
+    let admin = match Admin::for_target(target) {
+        Ok(admin) => admin,
+        Err(Refusal::Usage(message)) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+        Err(Refusal::Failed(message)) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match admin.act(args.action).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{}: {message}", admin.label);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Refusal {
+    /// Exit 2.
+    Usage(String),
+    /// Exit 1.
+    Failed(String),
+}
+
+/// One service's `/admin/chaos` routes.
+struct Admin {
+    /// How the output names the service: `orders`, or the URL when only `--url` was given.
+    label: String,
+    /// Base URL without a trailing slash.
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Admin {
+    fn for_target(target: &Target) -> Result<Self, Refusal> {
+        let (label, base) = match (target.service, &target.url) {
+            (service, Some(url)) => (service.map_or_else(|| url.clone(), |s| s.name().to_owned()), url.clone()),
+            (Some(service), None) => {
+                let variable = service.url_variable();
+                let url = match std::env::var(variable) {
+                    Ok(url) if !url.trim().is_empty() => {
+                        parse_url(url.trim()).map_err(|err| Refusal::Usage(format!("{variable}: {err}")))?
+                    }
+                    _ => service.local_url().to_owned(),
+                };
+                (service.name().to_owned(), url)
+            }
+            (None, None) => return Err(Refusal::Usage("give --service or --url".to_owned())),
+        };
+        let client = targets::client(target.timeout, 1).map_err(Refusal::Failed)?;
+        Ok(Self { label, base: base.trim_end_matches('/').to_owned(), client })
+    }
+
+    async fn act(&self, action: Action) -> Result<(), String> {
+        match action {
+            Action::Status(_) => {
+                let state = self.send(Method::GET, "/admin/chaos", None).await?;
+                print!("{}", self.render(&state));
+            }
+            Action::Kill(kill) => self.kill(kill).await?,
+            Action::Latency(latency) => {
+                let window = latency.window;
+                let plan = json!({
+                    "latencyMs": latency.ms,
+                    "latencyJitterMs": latency.jitter_ms,
+                    "durationSecs": window.duration_secs,
+                    "pathPrefix": window.path_prefix,
+                });
+                self.send(Method::POST, "/admin/chaos/faults", Some(plan)).await?;
+                let jitter = if latency.jitter_ms > 0 { format!("±{}", latency.jitter_ms) } else { String::new() };
+                println!(
+                    "{}: latency {}{jitter} ms on {} for {}",
+                    self.label,
+                    latency.ms,
+                    window.path_prefix,
+                    span(window.duration_secs)
+                );
+            }
+            Action::Errors(errors) => {
+                let window = errors.window;
+                let plan = json!({
+                    "errorRate": errors.rate,
+                    "errorStatus": errors.status,
+                    "durationSecs": window.duration_secs,
+                    "pathPrefix": window.path_prefix,
+                });
+                self.send(Method::POST, "/admin/chaos/faults", Some(plan)).await?;
+                println!(
+                    "{}: errors {}% → {} on {} for {}",
+                    self.label,
+                    percent(errors.rate),
+                    errors.status,
+                    window.path_prefix,
+                    span(window.duration_secs)
+                );
+            }
+            Action::Unready(unready) => {
+                let order = json!({ "ready": false, "durationSecs": unready.duration_secs });
+                self.send(Method::POST, "/admin/chaos/readiness", Some(order)).await?;
+                println!(
+                    "{}: readiness forced to 503 for {} (liveness untouched)",
+                    self.label,
+                    span(unready.duration_secs)
+                );
+            }
+            Action::Ready(_) => {
+                self.send(Method::POST, "/admin/chaos/readiness", Some(json!({ "ready": true }))).await?;
+                println!("{}: readiness restored", self.label);
+            }
+            Action::Clear(_) => {
+                self.send(Method::DELETE, "/admin/chaos/faults", None).await?;
+                self.send(Method::POST, "/admin/chaos/readiness", Some(json!({ "ready": true }))).await?;
+                println!("{}: latency and errors cleared, readiness restored", self.label);
+            }
+        }
+        Ok(())
+    }
+
+    async fn kill(&self, kill: KillArgs) -> Result<(), String> {
+        // Asking first gives a clear answer for an unknown name, and for routes not mounted.
+        let listed = self.send(Method::GET, "/admin/chaos/actors", None).await?;
+        let actors: Vec<String> = strings(&listed["actors"]).collect();
+        let victims: Vec<String> = match (kill.actor, kill.all_matching) {
+            (Some(actor), _) if actors.contains(&actor) => vec![actor],
+            (Some(actor), _) => {
+                return Err(format!("no killable actor is named {actor:?}; `wharf chaos status` lists them"));
+            }
+            (None, Some(prefix)) => actors.into_iter().filter(|a| a.starts_with(&prefix)).collect(),
+            (None, None) => return Err("name an actor, or give --all-matching".to_owned()),
+        };
+        if victims.is_empty() {
+            return Err("no killable actor's name starts with that prefix; `wharf chaos status` lists them".to_owned());
+        }
+        for actor in victims {
+            self.send(Method::POST, "/admin/chaos/kill", Some(json!({ "actor": actor }))).await?;
+            println!("{}: killed {actor}; its supervisor restarts it", self.label);
+        }
+        Ok(())
+    }
+
+    /// Sends one order; the answer's JSON, or a sentence saying why there is none.
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.client.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response =
+            request.send().await.map_err(|err| format!("cannot reach {url}: {} (is it running?)", causes(&err)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|err| format!("{url}: the answer broke off: {}", causes(&err)))?;
+        let body: Option<Value> = serde_json::from_str(&text).ok();
+        if status.is_success() {
+            return body.ok_or_else(|| format!("{url} answered {status} with a body that is not JSON"));
+        }
+        let problem = body.unwrap_or(Value::Null);
+        // A 404 from the router itself (`about:blank`) means the routes are not mounted; a
+        // `not-found` problem is the chaos route answering about an actor.
+        if status == reqwest::StatusCode::NOT_FOUND && problem["type"] != "urn:wharf:problem:not-found" {
+            return Err(format!(
+                "{} has no /admin/chaos routes (404): start the service with CHAOS_ENABLED=true",
+                self.base
+            ));
+        }
+        let detail = problem["detail"].as_str().map_or_else(|| text.chars().take(300).collect(), str::to_owned);
+        let mut message = format!("{} answered {status}: {detail}", self.base);
+        if let Some(errors) = problem["errors"].as_object() {
+            for (field, messages) in errors {
+                message.push_str(&format!("\n  {field}: {}", strings(messages).collect::<Vec<_>>().join("; ")));
+            }
+        }
+        Err(message)
+    }
+
+    /// The state as a small table.
+    fn render(&self, state: &Value) -> String {
+        let faults = &state["faults"];
+        let left = |value: &Value| value["remainingSecs"].as_u64().map_or_else(|| "-".to_owned(), span);
+        let mut rows: Vec<[String; 3]> = Vec::new();
+        if faults.is_object() {
+            let prefix = faults["pathPrefix"].as_str().unwrap_or("/api/");
+            let (latency, jitter) = (faults["latencyMs"].as_u64().unwrap_or(0), faults["latencyJitterMs"].as_u64());
+            let latency = match jitter {
+                _ if latency == 0 => "none".to_owned(),
+                Some(jitter) if jitter > 0 => format!("{latency}±{jitter} ms on {prefix}"),
+                _ => format!("{latency} ms on {prefix}"),
+            };
+            let rate = faults["errorRate"].as_f64().unwrap_or(0.0);
+            let errors = if rate > 0.0 {
+                format!("{}% → {} on {prefix}", percent(rate), faults["errorStatus"].as_u64().unwrap_or(503))
+            } else {
+                "none".to_owned()
+            };
+            let left = |setting: &str| if setting == "none" { "-".to_owned() } else { left(faults) };
+            rows.push(["latency".to_owned(), latency.clone(), left(&latency)]);
+            rows.push(["errors".to_owned(), errors.clone(), left(&errors)]);
+        } else {
+            rows.push(["latency".to_owned(), "none".to_owned(), "-".to_owned()]);
+            rows.push(["errors".to_owned(), "none".to_owned(), "-".to_owned()]);
+        }
+        let forced = &state["readinessOverride"];
+        rows.push(if forced.is_object() {
+            ["readiness".to_owned(), "forced 503".to_owned(), left(forced)]
+        } else {
+            ["readiness".to_owned(), "not forced".to_owned(), "-".to_owned()]
+        });
+
+        let mut out = format!("{} ({})\n", self.label, self.base);
+        let width = rows.iter().map(|row| row[1].chars().count()).max().unwrap_or(0).max(7);
+        out.push_str(&format!("  {:<10} {:<width$}  {}\n", "FAULT", "SETTING", "LEFT"));
+        for [name, setting, left] in &rows {
+            out.push_str(&format!("  {name:<10} {setting:<width$}  {left}\n"));
+        }
+        let injected = &state["injected"];
+        out.push_str(&format!(
+            "  injected so far: {} delayed, {} failed\n",
+            injected["latency"].as_u64().unwrap_or(0),
+            injected["error"].as_u64().unwrap_or(0)
+        ));
+        let actors: Vec<String> = strings(&state["actors"]).collect();
+        if actors.is_empty() {
+            out.push_str("  no killable actors\n");
+        } else {
+            out.push_str(&format!("  ACTORS ({})\n", actors.len()));
+            for actor in actors {
+                out.push_str(&format!("  {actor}\n"));
+            }
+        }
+        out
+    }
+}
+
+/// The strings of a JSON array.
+fn strings(value: &Value) -> impl Iterator<Item = String> + '_ {
+    value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned))
+}
+
+/// An error and its causes on one line: reqwest's own message rarely says *why*.
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// `30%`, `12.5%`.
+fn percent(rate: f64) -> f64 {
+    (rate * 1000.0).round() / 10.0
+}
+
+/// `45 s`, `2 min`, `90 s`.
+fn span(secs: u64) -> String {
+    if secs >= 60 && secs.is_multiple_of(60) { format!("{} min", secs / 60) } else { format!("{secs} s") }
+}
+
+/// `500ms`, `30s`, `2m`, `1h`, `1m30s`.
+fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let text = raw.trim();
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err("expected a duration such as 30s, 2m, 500ms or 1m30s".to_owned());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration: expected a number then a unit, e.g. 30s, 2m, 500ms"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let part = match rest[..unit_len].trim() {
+            "ms" => Duration::from_millis(number),
+            "s" => Duration::from_secs(number),
+            "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
+            "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "" => return Err(format!("{text:?} needs a unit: ms, s, m or h (e.g. {number}s)")),
+            unit => return Err(format!("{text:?}: unknown unit {unit:?}; use ms, s, m or h")),
+        };
+        total = total.saturating_add(part);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// A fault's duration: whole seconds from 1 s to 1 h.
+fn parse_window(raw: &str) -> Result<u64, String> {
+    let duration = parse_duration(raw)?;
+    if duration.subsec_nanos() != 0 {
+        return Err(format!("{raw:?} is not a whole number of seconds"));
+    }
+    match duration.as_secs() {
+        secs @ 1..=3600 => Ok(secs),
+        _ => Err(format!("{raw:?} is out of range: from 1s to 1h")),
+    }
+}
+
+/// An error rate: more than 0, at most 1.
+fn parse_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 1.0 => Ok(rate),
+        _ => Err(format!("{raw:?} is not a rate: expected a number more than 0 and at most 1, e.g. 0.3 for 30%")),
+    }
+}
+
+/// An `http://` or `https://` URL.
+fn parse_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim();
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(url.to_owned()),
+        _ => Err(format!("{raw:?} is not an http:// or https:// URL")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_windows_are_whole_seconds_within_an_hour() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "30", "s", "3x", "-5s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_window("2m"), Ok(120));
+        assert!(parse_window("500ms").unwrap_err().contains("whole number of seconds"));
+        assert!(parse_window("0s").unwrap_err().contains("from 1s to 1h"));
+        assert!(parse_window("2h").unwrap_err().contains("from 1s to 1h"));
+    }
+
+    #[test]
+    fn rates_urls_and_output_formats() {
+        assert_eq!(parse_rate("0.3"), Ok(0.3));
+        assert_eq!(parse_rate("1"), Ok(1.0));
+        for bad in ["0", "1.5", "-0.1", "half", "NaN"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert!(parse_url("https://orders.example.com").is_ok());
+        assert!(parse_url("127.0.0.1:5000").is_err());
+        assert!(parse_url("http://").is_err());
+        assert_eq!(percent(0.3), 30.0);
+        assert_eq!(percent(0.125), 12.5);
+        assert_eq!(span(45), "45 s");
+        assert_eq!(span(120), "2 min");
+        assert_eq!(span(90), "90 s");
+    }
 }
