@@ -152,7 +152,8 @@ impl Target {
                     "queue": queue.as_str(),
                     "deadLetterQueue": format!("{queue}-dlq"),
                     "backend": bus.backend().as_str(),
-                    "maxAttempts": bus.max_attempts(),
+                    // The services' BUS_MAX_ATTEMPTS, not this command's: unknown from here.
+                    "maxAttempts": null,
                     "count": messages.len(),
                     "messages": messages,
                 }))
@@ -209,12 +210,13 @@ fn clip(text: &str, width: usize) -> String {
 
 fn print_table(listing: &Value) {
     let messages = listing["messages"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let after =
+        listing["maxAttempts"].as_u64().map(|n| format!(", dead-lettered after {n} attempts")).unwrap_or_default();
     println!(
-        "{} dead letter(s) in {} ({}, dead-lettered after {} attempts)",
+        "{} dead letter(s) in {} ({}{after})",
         messages.len(),
         listing["deadLetterQueue"].as_str().unwrap_or("?"),
         listing["backend"].as_str().unwrap_or("?"),
-        listing["maxAttempts"],
     );
     if messages.is_empty() {
         return;
