@@ -141,6 +141,26 @@ impl DeadLetter {
     }
 }
 
+/// A dead-letter queue's contents as operators see them (`GET /admin/dlq`, `wharf dlq list
+/// --json`): `queue`, `deadLetterQueue`, `backend`, `maxAttempts` (when the caller knows the
+/// consumers' setting), `count` and `messages` ([`DeadLetter::to_json`] each).
+pub fn dead_letter_listing(
+    queue: &QueueName,
+    backend: BackendKind,
+    max_attempts: Option<u32>,
+    letters: &[DeadLetter],
+) -> serde_json::Value {
+    let messages: Vec<serde_json::Value> = letters.iter().map(DeadLetter::to_json).collect();
+    serde_json::json!({
+        "queue": queue.as_str(),
+        "deadLetterQueue": format!("{queue}-dlq"),
+        "backend": backend.as_str(),
+        "maxAttempts": max_attempts,
+        "count": messages.len(),
+        "messages": messages,
+    })
+}
+
 /// Which dead letters [`Bus::replay`] moves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replay {

@@ -19,7 +19,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
-use wharf_bus::{Bus, BusError, QueueName, Replay};
+use wharf_bus::{Bus, BusError, QueueName, Replay, dead_letter_listing};
 use wharf_edge::reply::{answer, json as reply_json};
 use wharf_edge::{FieldErrors, Problem, json_body, route};
 
@@ -56,18 +56,9 @@ async fn list(query: Vec<(String, String)>, admin: DlqAdmin) -> Result<Response,
                 return Err(Problem::validation(errors));
             }
             let letters = admin.bus.dead_letters(&admin.queue, limit).await.map_err(|e| unavailable(&e))?;
-            let messages: Vec<Value> = letters.iter().map(wharf_bus::DeadLetter::to_json).collect();
-            Ok(reply_json(
-                StatusCode::OK,
-                &json!({
-                    "queue": admin.queue.as_str(),
-                    "deadLetterQueue": format!("{}-dlq", admin.queue.as_str()),
-                    "backend": admin.bus.backend().as_str(),
-                    "maxAttempts": admin.bus.max_attempts(),
-                    "count": messages.len(),
-                    "messages": messages,
-                }),
-            ))
+            let listing =
+                dead_letter_listing(&admin.queue, admin.bus.backend(), Some(admin.bus.max_attempts()), &letters);
+            Ok(reply_json(StatusCode::OK, &listing))
         }
         .await,
     )

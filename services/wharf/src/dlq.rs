@@ -147,16 +147,8 @@ impl Target {
             }
             Self::Broker { bus, queue } => {
                 let letters = bus.dead_letters(queue, usize::from(limit)).await.map_err(|e| e.to_string())?;
-                let messages: Vec<Value> = letters.iter().map(wharf_bus::DeadLetter::to_json).collect();
-                Ok(json!({
-                    "queue": queue.as_str(),
-                    "deadLetterQueue": format!("{queue}-dlq"),
-                    "backend": bus.backend().as_str(),
-                    // The services' BUS_MAX_ATTEMPTS, not this command's: unknown from here.
-                    "maxAttempts": null,
-                    "count": messages.len(),
-                    "messages": messages,
-                }))
+                // The services' BUS_MAX_ATTEMPTS, not this command's: unknown from here.
+                Ok(wharf_bus::dead_letter_listing(queue, bus.backend(), None, &letters))
             }
         }
     }
