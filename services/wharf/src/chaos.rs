@@ -15,7 +15,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::targets;
+use crate::{duration, targets};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -82,7 +82,7 @@ struct Target {
     #[arg(long, value_name = "URL", value_parser = parse_url)]
     url: Option<String>,
     /// How long to wait for the service to answer: 10s, 500ms, 1m…
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
     timeout: Duration,
 }
 
@@ -456,47 +456,25 @@ fn percent(rate: f64) -> f64 {
     (rate * 1000.0).round() / 10.0
 }
 
-/// `45 s`, `2 min`, `90 s`.
+/// A window as chaos's output states it: `45 s`, `2 min`, `90 s` — spaced, unlike
+/// [`duration::human`], because these lines are chaos's published output and are kept as they are.
 fn span(secs: u64) -> String {
     if secs >= 60 && secs.is_multiple_of(60) { format!("{} min", secs / 60) } else { format!("{secs} s") }
 }
 
-/// `500ms`, `30s`, `2m`, `1h`, `1m30s`.
-fn parse_duration(raw: &str) -> Result<Duration, String> {
-    let text = raw.trim();
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return Err("expected a duration such as 30s, 2m, 500ms or 1m30s".to_owned());
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-        let number: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{text:?} is not a duration: expected a number then a unit, e.g. 30s, 2m, 500ms"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let part = match rest[..unit_len].trim() {
-            "ms" => Duration::from_millis(number),
-            "s" => Duration::from_secs(number),
-            "m" | "min" => Duration::from_secs(number.saturating_mul(60)),
-            "h" => Duration::from_secs(number.saturating_mul(3600)),
-            "" => return Err(format!("{text:?} needs a unit: ms, s, m or h (e.g. {number}s)")),
-            unit => return Err(format!("{text:?}: unknown unit {unit:?}; use ms, s, m or h")),
-        };
-        total = total.saturating_add(part);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
-/// A fault's duration: whole seconds from 1 s to 1 h.
+/// A fault's duration: whole seconds from 1 s to 1 h, with a unit.
 fn parse_window(raw: &str) -> Result<u64, String> {
-    let duration = parse_duration(raw)?;
-    if duration.subsec_nanos() != 0 {
+    let text = raw.trim();
+    // Elsewhere a bare number is seconds; a fault's window says its unit, since `--for 30` could
+    // as well be read as minutes and a fault lasting 60 times too long is no small mistake.
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("{text:?} needs a unit: ms, s, m or h (e.g. {text}s)"));
+    }
+    let window = duration::parse(raw)?;
+    if window.subsec_nanos() != 0 {
         return Err(format!("{raw:?} is not a whole number of seconds"));
     }
-    match duration.as_secs() {
+    match window.as_secs() {
         secs @ 1..=3600 => Ok(secs),
         _ => Err(format!("{raw:?} is out of range: from 1s to 1h")),
     }
@@ -525,17 +503,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_take_units_and_windows_are_whole_seconds_within_an_hour() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "30", "s", "3x", "-5s", "1.5s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
+    fn windows_are_whole_seconds_within_an_hour_with_a_unit() {
+        assert_eq!(parse_window("30s"), Ok(30));
         assert_eq!(parse_window("2m"), Ok(120));
+        assert_eq!(parse_window("1m30s"), Ok(90));
+        assert_eq!(parse_window("1h"), Ok(3600));
+        assert!(parse_window("30").unwrap_err().contains("needs a unit"));
+        assert!(parse_window("3x").unwrap_err().contains("unknown unit"));
         assert!(parse_window("500ms").unwrap_err().contains("whole number of seconds"));
+        assert!(parse_window("1.5s").unwrap_err().contains("whole number of seconds"));
         assert!(parse_window("0s").unwrap_err().contains("from 1s to 1h"));
         assert!(parse_window("2h").unwrap_err().contains("from 1s to 1h"));
     }

@@ -3,6 +3,7 @@
 
 mod chaos;
 mod dlq;
+mod duration;
 mod load;
 mod smoke;
 mod targets;

@@ -3,96 +3,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+mod support;
+
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wharf_testkit::TempDir;
+use support::{Platform, free_ports, wharf};
 
-/// A `wharf up` child, killed when dropped so a failed assertion leaves nothing running.
-struct Platform {
-    child: Child,
-    products: String,
-    orders: String,
-    notifications: String,
-    _dir: TempDir,
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Three ports free right now (held together so they differ, released for `wharf up` to take).
-fn free_ports() -> [u16; 3] {
-    let listeners: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let ports: Vec<u16> = listeners.iter().map(|l| l.local_addr().unwrap().port()).collect();
-    [ports[0], ports[1], ports[2]]
-}
-
-/// Starts `wharf up --no-seed` in a fresh directory and waits for its banner.
+/// `wharf up` with the chaos routes mounted or not.
 fn up(chaos_enabled: bool) -> Platform {
-    let dir = TempDir::new("chaos-cli");
-    let [products, orders, notifications] = free_ports();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(["up", "--no-seed"])
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PRODUCTS_PORT", products.to_string())
-        .env("ORDERS_PORT", orders.to_string())
-        .env("NOTIFICATIONS_PORT", notifications.to_string())
-        .env("CHAOS_ENABLED", chaos_enabled.to_string())
-        .env("SEND_DELAY_EMAIL_MS", "0")
-        .env("SEND_DELAY_SMS_MS", "0")
-        .env("SHUTDOWN_GRACE_SECS", "1")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn wharf up");
-    let stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    // Drained so that a chatty child never blocks on a full pipe; shown if start-up fails.
-    let (err_tx, err_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        let _ = err_tx.send(text);
-    });
-    let platform = Platform {
-        child,
-        products: format!("http://127.0.0.1:{products}"),
-        orders: format!("http://127.0.0.1:{orders}"),
-        notifications: format!("http://127.0.0.1:{notifications}"),
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if line.contains("wharf is up") {
-            // Keep draining stdout in the background.
-            std::thread::spawn(move || while rx.recv().is_ok() {});
-            return platform;
-        }
-    }
-    drop(platform);
-    panic!("wharf up did not start: {}", err_rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default());
+    Platform::start(&[("CHAOS_ENABLED", if chaos_enabled { "true" } else { "false" })])
 }
 
 /// Runs `wharf chaos <args>` with the platform's URLs in the environment, as an operator would.
 fn chaos(platform: Option<&Platform>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    let mut command = wharf();
     command.arg("chaos").args(args).env_clear();
     if let Some(platform) = platform {
         command

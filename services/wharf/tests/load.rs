@@ -1,26 +1,32 @@
 //! `wharf load` against a real `wharf up`: a short closed-model run whose every order is notified,
-//! an open-model run on a kept working set reused by id, and the mistakes a user can make on the
-//! command line or with the addresses.
+//! the same through a path-routing ingress (`--base-url`), an open-model run on a kept working set
+//! reused by id, and the mistakes a user can make on the command line or with the addresses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use serde_json::Value;
-use support::{Platform, http_status, run};
+use support::{Ingress, Platform, http_status, run};
 
-/// Runs `wharf load <args> <platform's URLs> --json`; returns the exit code, the report and stderr.
-fn load(platform: &Platform, args: &[&str]) -> (Option<i32>, Value, String) {
+/// Runs `wharf load --json <args>`; returns the exit code, the report and stderr.
+fn load_json(args: &[&str]) -> (Option<i32>, Value, String) {
     let mut all = vec!["load", "--json"];
     all.extend_from_slice(args);
-    let targets = platform.target_args();
-    all.extend(targets.iter().map(String::as_str));
     let output = run(&all);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let report = serde_json::from_str(&stdout)
         .unwrap_or_else(|err| panic!("stdout is not one JSON document ({err}):\n{stdout}\nstderr:\n{stderr}"));
     (output.status.code(), report, stderr)
+}
+
+/// Runs `wharf load --json <args> <platform's URLs>`.
+fn load(platform: &Platform, args: &[&str]) -> (Option<i32>, Value, String) {
+    let targets = platform.target_args();
+    let mut all = args.to_vec();
+    all.extend(targets.iter().map(String::as_str));
+    load_json(&all)
 }
 
 fn number(report: &Value, pointer: &str) -> f64 {
@@ -77,6 +83,31 @@ fn a_counted_run_reports_every_request_and_every_order_is_notified() {
     for id in ids {
         assert_eq!(http_status("GET", &format!("{}/api/products/{id}", platform.products)), Some(404), "tidied up");
     }
+}
+
+#[test]
+fn a_run_through_a_path_routing_ingress_has_no_errors_and_every_order_is_notified() {
+    let platform = Platform::start(&[]);
+    let ingress = Ingress::start(&platform);
+    let (code, report, stderr) = load_json(&[
+        "--base-url",
+        &ingress.url,
+        "--requests",
+        "100",
+        "--users",
+        "4",
+        "--max-errors",
+        "0",
+        "--require-notified",
+        "--notify-wait",
+        "30",
+    ]);
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!((report["errors"].as_u64(), report["requests"].as_u64()), (Some(0), Some(100)), "{report:#}");
+    let orders = number(&report, "/orders_created");
+    assert!(orders > 0.0, "the default mix places orders: {report:#}");
+    assert_eq!(number(&report, "/notifications_sent"), orders, "every order notified: {report:#}");
+    assert_eq!(report["products"]["not_deleted"], serde_json::json!([]), "tidied up through the ingress too");
 }
 
 #[test]

@@ -1,6 +1,8 @@
-//! `wharf up` as a real child process on free ports, for the CLI's black-box tests.
+//! What the CLI's black-box tests run against: the real `wharf` binary ([`wharf`], [`run`]), the
+//! real `wharf up` as a child process on free ports ([`Platform`]), and an ALB-like front door
+//! routing `/api/<service>…` to it ([`Ingress`]).
 //!
-//! The child is killed when the [`Platform`] is dropped, so a failing test never leaks it.
+//! Both are torn down when dropped, so a failing test never leaks a process or a listener.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,6 +10,8 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use warp::Filter;
+use warp::http::{HeaderMap, Method, Response};
 pub use wharf_testkit::TempDir;
 
 /// The `wharf` binary under test.
@@ -20,8 +24,11 @@ pub fn run(args: &[&str]) -> Output {
     wharf().args(args).stdin(Stdio::null()).output().expect("wharf runs")
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Three ports free right now: held together so they differ, then released for the caller to
+/// take (or to use as addresses where nothing listens).
+pub fn free_ports() -> [u16; 3] {
+    let listeners = [(); 3].map(|()| TcpListener::bind("127.0.0.1:0").unwrap());
+    listeners.map(|listener| listener.local_addr().unwrap().port())
 }
 
 /// A running `wharf up`.
@@ -34,15 +41,21 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// `wharf up --no-seed` in a fresh directory with instant email delivery and `vars` on top;
-    /// returns once all three services are ready.
+    /// `wharf up --no-seed` in a fresh directory and a clean environment, with instant email
+    /// delivery and `vars` on top (e.g. `CHAOS_ENABLED=true`); returns once all three services are
+    /// ready.
     pub fn start(vars: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("wharf-up");
-        let ports = [free_port(), free_port(), free_port()];
+        let ports = free_ports();
+        // Kept in the directory and shown if start-up fails; a file never fills up as a pipe would.
+        let stderr = std::fs::File::create(dir.path().join("wharf-up.stderr")).unwrap();
         let mut command = wharf();
         command
             .args(["up", "--no-seed"])
             .current_dir(dir.path())
+            // Whatever the developer's shell exports (BUS, *_DATABASE_URL, CHAOS_ENABLED, …) must
+            // not change what the tests run against.
+            .env_clear()
             .env("PRODUCTS_PORT", ports[0].to_string())
             .env("ORDERS_PORT", ports[1].to_string())
             .env("NOTIFICATIONS_PORT", ports[2].to_string())
@@ -51,7 +64,7 @@ impl Platform {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (name, value) in vars {
             command.env(name, value);
         }
@@ -68,15 +81,20 @@ impl Platform {
         for base in [self.products.clone(), self.orders.clone(), self.notifications.clone()] {
             loop {
                 if let Some(status) = self.child.try_wait().unwrap() {
-                    panic!("wharf up exited during start-up: {status}");
+                    panic!("wharf up exited during start-up ({status}):\n{}", self.stderr());
                 }
                 if http_status("GET", &format!("{base}/health/ready")) == Some(200) {
                     break;
                 }
-                assert!(Instant::now() < deadline, "{base} not ready within 60 s");
+                assert!(Instant::now() < deadline, "{base} not ready within 60 s:\n{}", self.stderr());
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+
+    /// What `wharf up` wrote on stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wharf-up.stderr")).unwrap_or_default()
     }
 
     /// `--products … --orders … --notifications …` for this platform.
@@ -96,6 +114,73 @@ impl Drop for Platform {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An ALB-like front door to a [`Platform`]: `/api/products…`, `/api/orders…` and
+/// `/api/notifications…` go to their service, anything else (`/health`, …) is 404. Only the
+/// headers the CLI relies on are passed through. It stops when dropped.
+pub struct Ingress {
+    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    pub url: String,
+    /// Serves the proxy; dropping it stops it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Ingress {
+    pub fn start(platform: &Platform) -> Self {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let routes = [
+            ("/api/products", platform.products.clone()),
+            ("/api/orders", platform.orders.clone()),
+            ("/api/notifications", platform.notifications.clone()),
+        ];
+        let client = reqwest::Client::new();
+        let proxy = warp::method()
+            .and(warp::path::full())
+            .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .then(
+                move |method: Method,
+                      path: warp::path::FullPath,
+                      query: String,
+                      headers: HeaderMap,
+                      body: bytes::Bytes| {
+                    let (client, routes) = (client.clone(), routes.clone());
+                    async move {
+                        let Some((_, backend)) = routes.iter().find(|(prefix, _)| path.as_str().starts_with(prefix))
+                        else {
+                            return Response::builder().status(404).body(Vec::new()).unwrap();
+                        };
+                        let query = if query.is_empty() { String::new() } else { format!("?{query}") };
+                        let mut request =
+                            client.request(method, format!("{backend}{}{query}", path.as_str())).body(body);
+                        for name in ["content-type", "x-correlation-id", "idempotency-key"] {
+                            if let Some(value) = headers.get(name) {
+                                request = request.header(name, value);
+                            }
+                        }
+                        // A backend that does not answer is a 502, as from a real load balancer.
+                        let bad_gateway = || Response::builder().status(502).body(Vec::new()).unwrap();
+                        let Ok(answer) = request.send().await else {
+                            return bad_gateway();
+                        };
+                        let mut response = Response::builder().status(answer.status());
+                        for (name, value) in answer.headers() {
+                            response = response.header(name, value);
+                        }
+                        match answer.bytes().await {
+                            Ok(body) => response.body(body.to_vec()).unwrap(),
+                            Err(_) => bad_gateway(),
+                        }
+                    }
+                },
+            );
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        runtime.spawn(warp::serve(proxy).incoming(listener).run());
+        Self { url, _runtime: runtime }
     }
 }
 
