@@ -82,7 +82,7 @@ struct Target {
     #[arg(long, value_name = "URL", value_parser = parse_url)]
     url: Option<String>,
     /// How long to wait for the service to answer: 10s, 500ms, 1m…
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse_positive)]
     timeout: Duration,
 }
 
@@ -108,17 +108,17 @@ impl Service {
     /// The variable that names its URL, as for `smoke` and `load`.
     fn url_variable(self) -> &'static str {
         match self {
-            Self::Products => "WHARF_PRODUCTS_URL",
-            Self::Orders => "WHARF_ORDERS_URL",
-            Self::Notifications => "WHARF_NOTIFICATIONS_URL",
+            Self::Products => targets::PRODUCTS_URL_VARIABLE,
+            Self::Orders => targets::ORDERS_URL_VARIABLE,
+            Self::Notifications => targets::NOTIFICATIONS_URL_VARIABLE,
         }
     }
 
     fn local_url(self) -> &'static str {
         match self {
-            Self::Products => "http://127.0.0.1:5000",
-            Self::Orders => "http://127.0.0.1:5001",
-            Self::Notifications => "http://127.0.0.1:5002",
+            Self::Products => targets::PRODUCTS_URL,
+            Self::Orders => targets::ORDERS_URL,
+            Self::Notifications => targets::NOTIFICATIONS_URL,
         }
     }
 }

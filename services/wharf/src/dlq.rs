@@ -74,7 +74,7 @@ struct Source {
     #[arg(long, env = "BUS_QUEUE", default_value = "notification-queue")]
     queue: String,
     /// For `memory`: the notifications service (run with ADMIN_ENABLED=true).
-    #[arg(long, env = "WHARF_NOTIFICATIONS_URL", default_value = "http://127.0.0.1:5002")]
+    #[arg(long, env = crate::targets::NOTIFICATIONS_URL_VARIABLE, default_value = crate::targets::NOTIFICATIONS_URL)]
     notifications: String,
     /// For `rabbitmq`: the broker URL.
     #[arg(long, env = "AMQP_URL", default_value = wharf_bus::config::DEFAULT_AMQP_URL)]

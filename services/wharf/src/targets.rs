@@ -6,17 +6,30 @@
 
 use std::time::Duration;
 
+/// Where each service answers under `wharf up`, and the variable that says otherwise.
+pub const PRODUCTS_URL: &str = "http://127.0.0.1:5000";
+/// See [`PRODUCTS_URL`].
+pub const PRODUCTS_URL_VARIABLE: &str = "WHARF_PRODUCTS_URL";
+/// See [`PRODUCTS_URL`].
+pub const ORDERS_URL: &str = "http://127.0.0.1:5001";
+/// See [`PRODUCTS_URL`].
+pub const ORDERS_URL_VARIABLE: &str = "WHARF_ORDERS_URL";
+/// See [`PRODUCTS_URL`].
+pub const NOTIFICATIONS_URL: &str = "http://127.0.0.1:5002";
+/// See [`PRODUCTS_URL`].
+pub const NOTIFICATIONS_URL_VARIABLE: &str = "WHARF_NOTIFICATIONS_URL";
+
 /// The service URL options shared by the commands that drive a deployment.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
     /// The products service.
-    #[arg(long, env = "WHARF_PRODUCTS_URL", default_value = "http://127.0.0.1:5000")]
+    #[arg(long, env = PRODUCTS_URL_VARIABLE, default_value = PRODUCTS_URL)]
     pub products: String,
     /// The orders service.
-    #[arg(long, env = "WHARF_ORDERS_URL", default_value = "http://127.0.0.1:5001")]
+    #[arg(long, env = ORDERS_URL_VARIABLE, default_value = ORDERS_URL)]
     pub orders: String,
     /// The notifications service.
-    #[arg(long, env = "WHARF_NOTIFICATIONS_URL", default_value = "http://127.0.0.1:5002")]
+    #[arg(long, env = NOTIFICATIONS_URL_VARIABLE, default_value = NOTIFICATIONS_URL)]
     pub notifications: String,
     /// One base URL for all three, routed by path (an ingress / ALB); overrides the three above.
     #[arg(long, env = "WHARF_BASE_URL")]
