@@ -61,6 +61,7 @@ use wharf_actors::{ChildSpec, PoolHandle, RestartPolicy, Worker, pool};
 use wharf_edge::request::CORRELATION_HEADER;
 use wharf_edge::{Check, CheckOutcome, CheckStatus, Problem};
 use wharf_runtime::Env;
+use wharf_runtime::error_chain;
 
 use crate::product_cache::ProductCache;
 
@@ -545,18 +546,6 @@ impl fmt::Display for Failure {
             Self::Refused { status, .. } => write!(f, "products refused the request with HTTP {status}"),
         }
     }
-}
-
-/// An error and its sources, `outer: inner: …` (reqwest's own message hides the cause).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl Gateway {

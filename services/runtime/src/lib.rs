@@ -19,4 +19,4 @@ pub use config::{ConfigError, ConfigErrors, Env, ServiceConfig};
 pub use database::{Database, DatabaseError};
 pub use lifecycle::{RunningService, StartError, Stopped};
 pub use store_pool::{StoreClient, StoreError};
-pub use telemetry::{LogFormat, TelemetryGuard, init_telemetry};
+pub use telemetry::{LogFormat, TelemetryGuard, error_chain, init_telemetry};

@@ -52,3 +52,16 @@ pub fn init_telemetry(format: LogFormat, filter: &str) -> TelemetryGuard {
     // `try_init` fails only when a subscriber is already installed: keep that one.
     TelemetryGuard { _writer: installed.ok().map(|()| guard) }
 }
+
+/// An error and its sources on one line, `outer: inner: …` — for logs and command output, where
+/// the outer message alone often hides the cause (an HTTP client's "error sending request").
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

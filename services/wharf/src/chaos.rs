@@ -14,6 +14,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
 use serde_json::{Value, json};
+use wharf_runtime::error_chain;
 
 use crate::{duration, targets};
 
@@ -349,10 +350,13 @@ impl Admin {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response =
-            request.send().await.map_err(|err| format!("cannot reach {url}: {} (is it running?)", causes(&err)))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| format!("cannot reach {url}: {} (is it running?)", error_chain(&err)))?;
         let status = response.status();
-        let text = response.text().await.map_err(|err| format!("{url}: the answer broke off: {}", causes(&err)))?;
+        let text =
+            response.text().await.map_err(|err| format!("{url}: the answer broke off: {}", error_chain(&err)))?;
         let body: Option<Value> = serde_json::from_str(&text).ok();
         if status.is_success() {
             return body.ok_or_else(|| format!("{url} answered {status} with a body that is not JSON"));
@@ -437,18 +441,6 @@ impl Admin {
 /// The strings of a JSON array.
 fn strings(value: &Value) -> impl Iterator<Item = String> + '_ {
     value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned))
-}
-
-/// An error and its causes on one line: reqwest's own message rarely says *why*.
-fn causes(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// `30%`, `12.5%`.

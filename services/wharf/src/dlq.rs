@@ -123,7 +123,8 @@ impl Source {
 
 impl Target {
     async fn admin(request: reqwest::RequestBuilder, base: &str) -> Result<Value, String> {
-        let response = request.send().await.map_err(|e| format!("{base} did not answer: {e}"))?;
+        let response =
+            request.send().await.map_err(|e| format!("{base} did not answer: {}", wharf_runtime::error_chain(&e)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if status == reqwest::StatusCode::NOT_FOUND {

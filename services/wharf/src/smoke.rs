@@ -56,7 +56,7 @@ impl Smoke {
 }
 
 async fn expect_json(response: Result<reqwest::Response, reqwest::Error>, status: u16) -> Result<Value, String> {
-    let response = response.map_err(|e| format!("no answer: {e}"))?;
+    let response = response.map_err(|e| format!("no answer: {}", wharf_runtime::error_chain(&e)))?;
     let got = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     if got != status {
