@@ -2,7 +2,8 @@
 # The Kubernetes manifests (k8s/): every overlay rendered with kubectl's kustomize, yamllint, the
 # core objects validated strictly against the Kubernetes schemas, the Argo Rollouts objects and
 # every name and number checked against docs/deployment.toml, checkov on the rendered output
-# (waivers with reasons in k8s/checkov.yaml), the canary analysis evaluated by a real Prometheus
+# (waivers with reasons in k8s/checkov*.yaml and
+# checkov.io/skip annotations), the canary analysis evaluated by a real Prometheus
 # against a healthy and a broken products canary, and the rendered eks-dev containers run as
 # processes against PostgreSQL and moto (Secrets Manager, SQS, STS, Cognito), probed as the kubelet
 # would and reached through the Ingress rules.
@@ -43,7 +44,9 @@ mapfile -t overlays < <(find k8s/overlays -mindepth 1 -maxdepth 1 -type d -print
 for overlay in "${overlays[@]}"; do
   kubectl kustomize "k8s/overlays/$overlay" >"$rendered/$overlay.yaml"
   echo "check-k8s: checkov on $overlay ($(grep -c '^kind:' "$rendered/$overlay.yaml") objects)"
-  "$checkov_bin/checkov" --config-file k8s/checkov.yaml --quiet --compact -f "$rendered/$overlay.yaml"
+  config=k8s/checkov.yaml
+  [ "$overlay" = local ] && config=k8s/checkov-local.yaml
+  "$checkov_bin/checkov" --config-file "$config" -f "$rendered/$overlay.yaml"
 done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}"
