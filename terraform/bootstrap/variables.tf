@@ -18,16 +18,16 @@ variable "noncurrent_version_retention_days" {
 
 variable "cost_center" {
   type        = string
-  description = "CostCenter tag."
+  description = "CostCenter tag of every resource."
 }
 
 variable "owner" {
   type        = string
-  description = "Owner tag."
+  description = "Owner tag (a team or an address)."
 }
 
 variable "project" {
   type        = string
-  description = "Project tag."
+  description = "Project tag of every resource."
   default     = "microservices-poc"
 }

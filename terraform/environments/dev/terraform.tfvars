@@ -27,5 +27,5 @@ service_monthly_budgets_usd = {
   product      = 40
   order        = 40
   notification = 40
-  shared       = 200
+  shared       = 180
 }

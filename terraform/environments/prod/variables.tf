@@ -218,7 +218,7 @@ variable "create_github_oidc_provider" {
 
 variable "cost_center" {
   type        = string
-  description = "CostCenter tag."
+  description = "CostCenter tag of every resource."
 }
 
 variable "owner" {
@@ -228,7 +228,7 @@ variable "owner" {
 
 variable "project" {
   type        = string
-  description = "Project tag."
+  description = "Project tag of every resource."
   default     = "microservices-poc"
 }
 
