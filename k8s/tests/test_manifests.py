@@ -191,7 +191,7 @@ def test_eks_settings_and_secrets(overlay):
         assert env["OTEL_SERVICE_NAME"] == names["health_name"]
         obs = NAMES["observability"]
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
-            f"http://{obs['collector']}.{obs['namespace']}.svc.cluster.local:{obs['otlp_http_port']}")
+            f"http://{obs['collector']}.{obs['collector_namespace']}.svc.cluster.local:{obs['otlp_http_port']}")
         if env.get("BUS"):
             assert env["BUS"] == "sqs"
             assert env["BUS_QUEUE"] == NAMES["queue"]["name"]
@@ -207,7 +207,11 @@ def test_eks_settings_and_secrets(overlay):
     assert orders["PRODUCTS_URL"] == f"http://{products['workload']}.{NAMES['namespace']}.svc.cluster.local"
     obs = NAMES["observability"]
     collector = find(objects, "Service", obs["collector"])
-    assert collector["metadata"]["namespace"] == obs["namespace"]
+    assert collector["metadata"]["namespace"] == obs["collector_namespace"]
+    deployment = find(objects, "Deployment", obs["collector"])
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert account == obs["collector_service_account"], "Terraform's IRSA role trusts this account name"
+    assert find(objects, "ServiceAccount", account)["metadata"]["namespace"] == obs["collector_namespace"]
     assert [p["port"] for p in collector["spec"]["ports"]] == [obs["otlp_http_port"]]
     fluent = find(objects, "DaemonSet", "fluent-bit")
     fenv = {e["name"]: e.get("value") for e in fluent["spec"]["template"]["spec"]["containers"][0]["env"]}
