@@ -71,7 +71,6 @@ pub struct RestartWindow {
 }
 
 impl RestartWindow {
-    /// An empty history.
     pub fn new() -> Self {
         Self::default()
     }

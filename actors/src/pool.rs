@@ -53,7 +53,6 @@ pub trait Worker: Send + Sync + 'static {
     type Job: Send + Sync + 'static;
     /// What a job produces for its caller.
     type Output: Send + 'static;
-    /// Per-worker state.
     type State: Send + 'static;
 
     /// Per-worker state, built when the worker (re)starts.

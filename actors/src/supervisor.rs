@@ -39,7 +39,6 @@ pub enum SupervisorError {
     /// The supervisor actor itself could not be spawned (e.g. its name is taken).
     #[error("supervisor {supervisor} could not be spawned")]
     Spawn {
-        /// The supervisor's name.
         supervisor: String,
         /// What ractor reported.
         #[source]
@@ -120,7 +119,6 @@ impl Supervisor {
     }
 }
 
-/// Shorthand for [`Supervisor::start`].
 pub async fn start(
     name: impl Into<String>,
     policy: RestartPolicy,

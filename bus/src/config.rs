@@ -1,11 +1,13 @@
 //! Which bus a service runs on, and how it reaches it: typed, validated once at start-up.
 //!
-//! [`BusConfig::from_lookup`] reads the `BUS*`, `AMQP_URL`, `SQS_QUEUE_URL` and `AWS_*` variables
-//! through any `Fn(&str) -> Option<String>` (the process environment, or wharf-runtime's `Env`)
-//! and reports *every* bad value at once, each naming the variable and what it accepts.
+//! [`BusConfig::from_env`] reads the `BUS*`, `AMQP_URL`, `SQS_QUEUE_URL` and `AWS_*` variables
+//! through the same [`Env`] as every other setting, so a bad bus value is reported with the
+//! rest, each naming the variable and what it accepts.
 
 use std::fmt;
 use std::time::Duration;
+
+use wharf_config::{ConfigErrors, Env};
 
 use crate::queue::{QUEUE_NAME_RULE, QueueName};
 
@@ -37,15 +39,10 @@ impl fmt::Display for BackendKind {
     }
 }
 
-/// Default `AMQP_URL`.
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// Default `BUS_QUEUE`.
 pub const DEFAULT_QUEUE: &str = "notification-queue";
-/// Default `BUS_MAX_ATTEMPTS`.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
-/// Default `BUS_PUBLISH_TIMEOUT_MS`.
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default `BUS_MEMORY_CAPACITY`.
 pub const DEFAULT_MEMORY_CAPACITY: usize = 10_000;
 /// The largest `BUS_MAX_ATTEMPTS` (SQS's `maxReceiveCount` tops out at 1000).
 pub const MAX_MAX_ATTEMPTS: u32 = 1000;
@@ -93,62 +90,74 @@ impl BusConfig {
         }
     }
 
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, BusConfigErrors> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// Every variable [`BusConfig::from_env`] reads.
+    pub const VARIABLES: [&'static str; 10] = [
+        "BUS",
+        "BUS_QUEUE",
+        "BUS_MAX_ATTEMPTS",
+        "BUS_PROVISION",
+        "BUS_PUBLISH_TIMEOUT_MS",
+        "BUS_MEMORY_CAPACITY",
+        "AMQP_URL",
+        "SQS_QUEUE_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+    ];
+
+    /// Reads the configuration through `lookup` on its own (tools such as `wharf dlq` that read
+    /// only the bus); blank values count as unset, and every invalid value is returned.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigErrors> {
+        let mut env = Env::from_pairs(Self::VARIABLES.into_iter().filter_map(|name| Some((name, lookup(name)?))));
+        let config = Self::from_env(&mut env);
+        env.finish().map(|()| config)
     }
 
-    /// Reads the configuration through `lookup`; blank values count as unset. Returns every
-    /// invalid value found, not just the first.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BusConfigErrors> {
-        let mut reader = Reader { lookup: &lookup, errors: Vec::new() };
+    /// Reads the bus variables from `env`, recording each bad value there; a value that cannot be
+    /// used leaves its default in place, so reading can go on and report everything at once.
+    pub fn from_env(env: &mut Env) -> Self {
         let defaults = Self::memory();
 
-        let backend = reader.parse("BUS", defaults.backend, "memory, rabbitmq or sqs", |v| {
+        let backend = env.parse("BUS", defaults.backend, "memory, rabbitmq or sqs", |v| {
             [BackendKind::Memory, BackendKind::RabbitMq, BackendKind::Sqs]
                 .into_iter()
                 .find(|kind| kind.as_str().eq_ignore_ascii_case(v))
         });
-        let queue = reader.parse("BUS_QUEUE", defaults.queue.clone(), QUEUE_NAME_RULE, |v| QueueName::parse(v).ok());
-        let max_attempts = reader.parse("BUS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, "an integer from 1 to 1000", |v| {
+        let queue = env.parse("BUS_QUEUE", defaults.queue.clone(), QUEUE_NAME_RULE, |v| QueueName::parse(v).ok());
+        let max_attempts = env.parse("BUS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, "an integer from 1 to 1000", |v| {
             v.parse::<u32>().ok().filter(|n| (1..=MAX_MAX_ATTEMPTS).contains(n))
         });
         // Provisioning is for local use; in AWS, Terraform owns the queues.
-        let provision = reader.parse("BUS_PROVISION", backend != BackendKind::Sqs, "true or false", parse_bool);
-        let publish_timeout = reader.parse(
+        let provision = env.parse("BUS_PROVISION", backend != BackendKind::Sqs, "true or false", parse_bool);
+        let publish_timeout = env.parse(
             "BUS_PUBLISH_TIMEOUT_MS",
             DEFAULT_PUBLISH_TIMEOUT,
             "an integer from 1 to 3600000 (milliseconds)",
             |v| v.parse::<u64>().ok().filter(|n| (1..=3_600_000).contains(n)).map(Duration::from_millis),
         );
         let memory_capacity =
-            reader.parse("BUS_MEMORY_CAPACITY", DEFAULT_MEMORY_CAPACITY, "an integer from 1 to 10000000", |v| {
+            env.parse("BUS_MEMORY_CAPACITY", DEFAULT_MEMORY_CAPACITY, "an integer from 1 to 10000000", |v| {
                 v.parse::<usize>().ok().filter(|n| (1..=10_000_000).contains(n))
             });
-        let amqp_url = reader.parse("AMQP_URL", DEFAULT_AMQP_URL.to_owned(), "an amqp:// or amqps:// URL", |v| {
+        let amqp_url = env.parse("AMQP_URL", DEFAULT_AMQP_URL.to_owned(), "an amqp:// or amqps:// URL", |v| {
             (v.starts_with("amqp://") || v.starts_with("amqps://")).then(|| v.to_owned())
         });
-        let sqs_queue_url = reader.optional("SQS_QUEUE_URL", "an http:// or https:// URL", parse_http_url);
-        let aws_endpoint_url = reader.optional("AWS_ENDPOINT_URL", "an http:// or https:// URL", parse_http_url);
-        let aws_region = reader.optional("AWS_REGION", "a region name such as us-east-1", |v| {
+        let sqs_queue_url = env.optional("SQS_QUEUE_URL", "an http:// or https:// URL", parse_http_url);
+        let aws_endpoint_url = env.optional("AWS_ENDPOINT_URL", "an http:// or https:// URL", parse_http_url);
+        let aws_region = env.optional("AWS_REGION", "a region name such as us-east-1", |v| {
             v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-').then(|| v.to_owned())
         });
 
-        if reader.errors.is_empty() {
-            Ok(Self {
-                backend,
-                queue,
-                max_attempts,
-                provision,
-                publish_timeout,
-                memory_capacity,
-                amqp_url,
-                sqs_queue_url,
-                aws_endpoint_url,
-                aws_region,
-            })
-        } else {
-            Err(BusConfigErrors(reader.errors))
+        Self {
+            backend,
+            queue,
+            max_attempts,
+            provision,
+            publish_timeout,
+            memory_capacity,
+            amqp_url,
+            sqs_queue_url,
+            aws_endpoint_url,
+            aws_region,
         }
     }
 }
@@ -166,65 +175,6 @@ fn parse_http_url(value: &str) -> Option<String> {
     (!rest.is_empty() && !rest.contains(char::is_whitespace)).then(|| value.to_owned())
 }
 
-/// Reads variables through a lookup and records what is wrong with them.
-struct Reader<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-    errors: Vec<BusConfigError>,
-}
-
-impl Reader<'_> {
-    fn raw(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-    }
-
-    fn parse<T>(&mut self, name: &str, default: T, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> T {
-        let Some(value) = self.raw(name) else { return default };
-        parse(&value).unwrap_or_else(|| {
-            self.errors.push(BusConfigError { variable: name.to_owned(), value, expected: expected.to_owned() });
-            default
-        })
-    }
-
-    fn optional<T>(&mut self, name: &str, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
-        let value = self.raw(name)?;
-        let parsed = parse(&value);
-        if parsed.is_none() {
-            self.errors.push(BusConfigError { variable: name.to_owned(), value, expected: expected.to_owned() });
-        }
-        parsed
-    }
-}
-
-/// One variable with a value the bus cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {variable}={value:?}: expected {expected}")]
-pub struct BusConfigError {
-    /// The variable's name.
-    pub variable: String,
-    /// The value found.
-    pub value: String,
-    /// What the variable accepts, in words.
-    pub expected: String,
-}
-
-/// Every bad bus variable found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BusConfigErrors(pub Vec<BusConfigError>);
-
-impl fmt::Display for BusConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "configuration error: {error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for BusConfigErrors {}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
@@ -232,7 +182,7 @@ mod tests {
 
     use super::*;
 
-    fn read(pairs: &[(&str, &str)]) -> Result<BusConfig, BusConfigErrors> {
+    fn read(pairs: &[(&str, &str)]) -> Result<BusConfig, ConfigErrors> {
         let vars: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         BusConfig::from_lookup(|name| vars.get(name).cloned())
     }

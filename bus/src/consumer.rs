@@ -57,7 +57,6 @@ pub trait Handler: Send + Sync + 'static {
 /// What a handler knows about the delivery besides its envelope.
 #[derive(Debug, Clone)]
 pub struct DeliveryContext {
-    /// The queue.
     pub queue: QueueName,
     /// The transport message id.
     pub message_id: String,
@@ -65,7 +64,6 @@ pub struct DeliveryContext {
     pub attempt: u32,
     /// The bus's max attempts: a retry requested on this attempt dead-letters instead.
     pub max_attempts: u32,
-    /// Transport metadata.
     pub metadata: Metadata,
 }
 
@@ -79,7 +77,6 @@ impl DeliveryContext {
 /// What to do with a handled message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Done: remove it.
     Ack,
     /// Failed for now: deliver it again after `delay`.
     Retry {
@@ -96,12 +93,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// [`Outcome::Retry`].
     pub fn retry(delay: Duration, reason: impl Into<String>) -> Self {
         Self::Retry { delay, reason: reason.into() }
     }
 
-    /// [`Outcome::DeadLetter`].
     pub fn dead_letter(reason: impl Into<String>) -> Self {
         Self::DeadLetter { reason: reason.into() }
     }
@@ -137,9 +132,7 @@ impl Default for ConsumerOptions {
 pub struct ConsumerStats {
     /// Deliveries taken from the subscription.
     pub received: u64,
-    /// Acked.
     pub acked: u64,
-    /// Scheduled for retry.
     pub retried: u64,
     /// Dead-lettered (by the handler, as poison, or after exhausting their attempts).
     pub dead_lettered: u64,
@@ -198,7 +191,6 @@ impl ConsumerHandle {
         self.actor.name()
     }
 
-    /// The current incarnation.
     pub fn actor(&self) -> &ActorHandle<ConsumerMsg> {
         &self.actor
     }

@@ -24,7 +24,6 @@ use crate::queue::QueueName;
 /// A body that is not a valid envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undecodable {
-    /// Why parsing failed.
     pub error: String,
 }
 
@@ -48,7 +47,6 @@ pub enum Settled {
 /// What a backend must do to settle one of its deliveries. Each method consumes the settler, so
 /// a delivery is settled at most once.
 pub(crate) trait Settler: Send + Sync + 'static {
-    /// Remove the message.
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), String>>;
     /// Make the message available again after `delay`; `attempts` deliveries happened so far.
     fn retry(self: Box<Self>, delay: Duration, attempts: u32) -> BoxFuture<'static, Result<(), String>>;
@@ -62,7 +60,6 @@ pub(crate) trait Settler: Send + Sync + 'static {
 /// What a backend records on a message it dead-letters.
 #[derive(Debug, Clone)]
 pub(crate) struct DeadLetterNote {
-    /// Why.
     pub reason: String,
     /// Deliveries the message had.
     pub attempts: u32,
@@ -79,7 +76,7 @@ pub struct Delivery {
     metadata: Metadata,
     attempt: u32,
     max_attempts: u32,
-    /// `None` once settled.
+    /// Taken by the first settlement: a message is acked, retried or dead-lettered once.
     settler: Option<Box<dyn Settler>>,
 }
 
@@ -103,7 +100,7 @@ pub(crate) struct Received {
     pub message_id: Option<String>,
     pub body: Vec<u8>,
     pub metadata: Metadata,
-    /// 1-based.
+    /// Counts from 1: the first delivery is attempt 1.
     pub attempt: u32,
     pub max_attempts: u32,
 }
@@ -144,7 +141,6 @@ impl Delivery {
         self.decoded.as_ref()
     }
 
-    /// The raw body.
     pub fn body(&self) -> &[u8] {
         &self.body
     }
@@ -160,7 +156,6 @@ impl Delivery {
         self.attempt
     }
 
-    /// The bus's `BUS_MAX_ATTEMPTS`.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }

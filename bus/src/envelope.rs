@@ -1,6 +1,6 @@
 //! The envelope every event travels in, and the typed way to put events in and take them out.
 //!
-//! On the wire an envelope is the JSON object of CONTRACT.md:
+//! On the wire an envelope is the JSON object of docs/contract.md:
 //! `{ "id", "type", "version", "occurredAt", "correlationId", "traceparent"?, "data" }`.
 //! Producers build one with [`Envelope::new`] from a value implementing [`Event`]; consumers check
 //! [`Envelope::kind`] and call [`Envelope::decode`]. Unknown fields are ignored on both levels, so a
@@ -35,7 +35,6 @@ pub trait Event: Serialize + DeserializeOwned {
 /// An event type and major version, e.g. `OrderPlaced v1`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventKind {
-    /// The envelope's `type`.
     pub event_type: String,
     /// The envelope's `version` (major).
     pub version: u32,
@@ -78,7 +77,6 @@ pub struct Envelope {
     /// W3C trace context of the producing span, if tracing was active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     traceparent: Option<String>,
-    /// The event itself.
     data: serde_json::Value,
 }
 
@@ -86,7 +84,6 @@ pub struct Envelope {
 #[derive(Debug, thiserror::Error)]
 #[error("event {kind} could not be serialised")]
 pub struct EncodeError {
-    /// The event's kind.
     pub kind: EventKind,
     /// What serde reported (e.g. a map with non-string keys).
     #[source]
@@ -101,23 +98,19 @@ pub enum DecodeError {
     WrongType {
         /// The type asked for.
         expected: &'static str,
-        /// The envelope's type.
         found: String,
     },
     /// Same type, but a major version this code does not know.
     #[error("event {event_type} has unsupported major version {found} (expected {expected})")]
     UnsupportedVersion {
-        /// The envelope's type.
         event_type: String,
         /// The version this code knows.
         expected: u32,
-        /// The envelope's version.
         found: u32,
     },
     /// Right type and version, but `data` does not fit the event's shape.
     #[error("payload of {kind} is invalid: {source}")]
     Payload {
-        /// The envelope's kind.
         kind: EventKind,
         /// What serde reported.
         #[source]
@@ -173,12 +166,10 @@ impl Envelope {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// The event id.
     pub fn id(&self) -> Uuid {
         self.id
     }
 
-    /// The event type.
     pub fn event_type(&self) -> &str {
         &self.event_type
     }
@@ -198,7 +189,6 @@ impl Envelope {
         self.occurred_at
     }
 
-    /// The correlation id.
     pub fn correlation_id(&self) -> &str {
         &self.correlation_id
     }
@@ -208,7 +198,6 @@ impl Envelope {
         self.traceparent.as_deref()
     }
 
-    /// The raw payload.
     pub fn data(&self) -> &serde_json::Value {
         &self.data
     }

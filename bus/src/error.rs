@@ -16,7 +16,6 @@ pub enum BusError {
     /// The broker or endpoint could not be reached, or did not confirm, within the allowed time.
     #[error("{backend} is unavailable (gave up after {waited:?}): {detail}")]
     Unavailable {
-        /// The backend.
         backend: BackendKind,
         /// How long the operation waited before giving up.
         waited: Duration,
@@ -26,9 +25,7 @@ pub enum BusError {
     /// The queue (or its dead-letter queue) does not exist; provision it first.
     #[error("queue {queue} does not exist on {backend}: {detail}")]
     QueueNotFound {
-        /// The backend.
         backend: BackendKind,
-        /// The missing queue.
         queue: String,
         /// What the backend said.
         detail: String,
@@ -36,9 +33,7 @@ pub enum BusError {
     /// The memory queue stayed full for the whole publish timeout.
     #[error("memory queue {queue} is full ({capacity} messages, dead letters included) after waiting {waited:?}")]
     Full {
-        /// The queue.
         queue: String,
-        /// Its capacity.
         capacity: usize,
         /// How long the publish waited for room.
         waited: Duration,
@@ -47,7 +42,6 @@ pub enum BusError {
     /// unroutable, conflicting queue arguments, access denied).
     #[error("{backend} refused to {operation} {target}: {detail}")]
     Rejected {
-        /// The backend.
         backend: BackendKind,
         /// What was attempted, e.g. `publish to`.
         operation: &'static str,
@@ -59,9 +53,7 @@ pub enum BusError {
     /// The backend failed in a way that may be transient.
     #[error("{backend} failed to {operation} {target}: {detail}")]
     Backend {
-        /// The backend.
         backend: BackendKind,
-        /// What was attempted.
         operation: &'static str,
         /// The queue or exchange.
         target: String,
@@ -70,14 +62,7 @@ pub enum BusError {
     },
     /// The subscription ended: the consumer was cancelled and could not be re-established.
     #[error("subscription to {queue} on {backend} ended: {detail}")]
-    SubscriptionEnded {
-        /// The backend.
-        backend: BackendKind,
-        /// The queue.
-        queue: String,
-        /// Why.
-        detail: String,
-    },
+    SubscriptionEnded { backend: BackendKind, queue: String, detail: String },
 }
 
 impl BusError {
@@ -98,6 +83,5 @@ pub struct SettleError {
     pub queue: String,
     /// The transport message id.
     pub message_id: String,
-    /// What went wrong.
     pub detail: String,
 }

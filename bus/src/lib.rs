@@ -26,7 +26,7 @@ pub mod sqs;
 mod subscription;
 
 pub use bus::{Bus, CHECK_TIMEOUT, DeadLetter, Replay, SubscribeOptions, connect, dead_letter_listing};
-pub use config::{BackendKind, BusConfig, BusConfigError, BusConfigErrors};
+pub use config::{BackendKind, BusConfig};
 pub use consumer::{
     ConsumerHandle, ConsumerMsg, ConsumerOptions, ConsumerStats, DeliveryContext, EventConsumer, Handler, Outcome,
     consumer,

@@ -150,7 +150,6 @@ impl QueueState {
 #[derive(Debug, Clone)]
 struct Stored {
     message: Message,
-    /// Deliveries so far.
     attempts: u32,
 }
 

@@ -10,11 +10,8 @@ use crate::envelope::Envelope;
 
 /// Names of the headers / message attributes the bus reads and writes.
 pub mod headers {
-    /// The envelope's `type`.
     pub const EVENT_TYPE: &str = "event-type";
-    /// The envelope's `version`.
     pub const EVENT_VERSION: &str = "event-version";
-    /// The envelope's `correlationId`.
     pub const CORRELATION_ID: &str = "correlation-id";
     /// The envelope's `traceparent` (W3C trace context).
     pub const TRACEPARENT: &str = "traceparent";
@@ -33,13 +30,9 @@ pub mod headers {
 /// producer may omit any of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
-    /// `event-type`.
     pub event_type: Option<String>,
-    /// `event-version`.
     pub event_version: Option<u32>,
-    /// `correlation-id`.
     pub correlation_id: Option<String>,
-    /// `traceparent`.
     pub traceparent: Option<String>,
 }
 
@@ -90,7 +83,6 @@ pub struct Message {
     pub id: String,
     /// The body (an envelope's JSON for messages built by [`Message::from_envelope`]).
     pub body: Vec<u8>,
-    /// Out-of-band metadata.
     pub metadata: Metadata,
 }
 

@@ -17,7 +17,6 @@ pub struct QueueName(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid queue name {name:?}: {expected}")]
 pub struct QueueNameError {
-    /// The rejected name.
     pub name: String,
     /// What a queue name must look like, in words.
     pub expected: &'static str,

@@ -19,7 +19,8 @@ pub(crate) struct Link {
     /// Shown in the management UI (and used by tests to close exactly this connection).
     name: String,
     current: Mutex<Current>,
-    /// Serialises reconnection attempts.
+    /// Held while reconnecting, so concurrent publishers that all saw the link drop open one
+    /// connection between them, not one each.
     connecting: tokio::sync::Mutex<()>,
 }
 

@@ -238,7 +238,6 @@ impl Script {
         Arc::new(Self { accepts: vec![Ping::kind()], seen: Mutex::new(Vec::new()), behaviour: Box::new(behaviour) })
     }
 
-    /// Acks everything.
     pub fn acking() -> Arc<Self> {
         Self::new(|_, _| Box::pin(async { Outcome::Ack }))
     }

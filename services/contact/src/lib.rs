@@ -21,7 +21,6 @@ use serde::{Serialize, Serializer};
 pub struct EmailAddress(String);
 
 impl EmailAddress {
-    /// Validates and normalises.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let raw = raw.trim();
         if raw.is_empty() {
@@ -47,7 +46,6 @@ impl EmailAddress {
         Self(address)
     }
 
-    /// The address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -113,7 +111,6 @@ impl PhoneNumber {
         Self(number)
     }
 
-    /// `+<digits>`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -119,7 +119,6 @@ async fn readiness(state: Arc<EdgeState>, body: serde_json::Value) -> Result<Res
     })
 }
 
-/// The chaos routes.
 pub(crate) fn routes(
     state: Arc<EdgeState>,
     body_limit: u64,

@@ -30,7 +30,6 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
-    /// Answering normally.
     Up,
     /// Impaired, but the service still serves (e.g. from a fallback cache).
     Degraded,
@@ -41,7 +40,6 @@ pub enum CheckStatus {
 /// What one check found.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CheckOutcome {
-    /// The verdict.
     pub status: CheckStatus,
     /// Why, when not up (or a useful fact when up).
     #[serde(skip_serializing_if = "Option::is_none")]

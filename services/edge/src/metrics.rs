@@ -65,12 +65,10 @@ impl HttpMetrics {
         metrics
     }
 
-    /// A request started.
     pub(crate) fn started(&self) {
         self.in_flight.inc();
     }
 
-    /// A request finished.
     pub(crate) fn finished(&self, method: &Method, route: &'static str, status: StatusCode, elapsed: Duration) {
         self.in_flight.dec();
         let labels = RequestLabels { method: method_label(method), route, status: status.as_u16() };
@@ -121,7 +119,6 @@ pub(crate) async fn metrics(state: Arc<EdgeState>) -> Result<Response, std::conv
     Ok(response)
 }
 
-/// `GET /metrics`.
 pub(crate) fn routes(state: Arc<EdgeState>) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())

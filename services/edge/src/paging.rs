@@ -10,7 +10,6 @@ pub const DEFAULT_LIMIT: i64 = 100;
 /// A validated page request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
-    /// 1..=[`MAX_LIMIT`] items.
     pub limit: i64,
     /// Items to skip, ≥ 0.
     pub offset: i64,

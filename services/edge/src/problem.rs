@@ -99,12 +99,10 @@ impl Problem {
         )
     }
 
-    /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The `application/problem+json` response.
     pub fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = Response::new(body.into());
@@ -131,7 +129,6 @@ impl warp::Reply for Problem {
 pub struct FieldErrors(BTreeMap<String, Vec<String>>);
 
 impl FieldErrors {
-    /// No errors yet.
     pub fn new() -> Self {
         Self::default()
     }

@@ -47,7 +47,6 @@ pub struct ServiceName {
 /// Where and how the edge listens.
 #[derive(Debug, Clone)]
 pub struct EdgeConfig {
-    /// Address to bind.
     pub host: IpAddr,
     /// Port to bind; 0 picks a free port.
     pub port: u16,
@@ -55,7 +54,6 @@ pub struct EdgeConfig {
     pub body_limit: u64,
     /// How long in-flight requests may run after shutdown begins.
     pub shutdown_grace: Duration,
-    /// Mount `/admin/chaos/*`.
     pub chaos_enabled: bool,
     /// The variable that sets `port`, named in a bind error (`PORT`; `wharf up` has one per service).
     pub port_variable: &'static str,
@@ -172,12 +170,11 @@ impl Edge {
             draining: AtomicBool::new(false),
             chaos: self.chaos,
         });
-        let shared = health::routes(state.clone())
-            .or(metrics::routes(state.clone()))
-            .unify()
-            .or(docs::routes(self.doc))
-            .unify()
-            .boxed();
+        let operational = health::routes(state.clone()).or(docs::routes(self.doc)).unify().boxed();
+        // An ALB cannot rewrite paths, so behind the ingress `/products/health` must reach
+        // products as it is: the operational endpoints answer under the service's prefix too.
+        let prefixed = warp::path(state.service.short).and(operational.clone());
+        let shared = operational.or(prefixed).unify().or(metrics::routes(state.clone())).unify().boxed();
         let chaos = if self.config.chaos_enabled {
             chaos::routes(state.clone(), self.config.body_limit).boxed()
         } else {

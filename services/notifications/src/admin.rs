@@ -124,7 +124,6 @@ async fn purge(admin: DlqAdmin) -> Result<Response, Infallible> {
     )
 }
 
-/// The `/admin/dlq` routes.
 pub fn routes(admin: DlqAdmin, body_limit: u64) -> BoxedFilter<(Response,)> {
     let admin = warp::any().map(move || admin.clone());
     let list = warp::path!("admin" / "dlq")

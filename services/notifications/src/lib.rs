@@ -22,16 +22,15 @@ use warp::Filter;
 use wharf_actors::{Liveness, Supervisor, pool};
 use wharf_bus::{Bus, BusConfig, ConsumerOptions, QueueName, SubscribeOptions, consumer};
 use wharf_edge::{Check, CheckOutcome, CheckStatus, Edge, ServiceName};
-use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, StoreClient};
+use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, store_pool};
 
 use crate::order_events::OrderPlacedHandler;
-use crate::routes::{NotificationsApi, StoreWorker};
+use crate::routes::NotificationsApi;
 use crate::sender::{SendJob, Sender, SenderConfig, parse_delay};
 use crate::store::{NotificationStore, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 
 /// How the service names itself.
 pub const SERVICE: ServiceName = ServiceName { display: "NotificationService", short: "notifications" };
-/// `PORT` when unset.
 pub const DEFAULT_PORT: u16 = 5002;
 
 /// The notifications service's configuration.
@@ -39,16 +38,12 @@ pub const DEFAULT_PORT: u16 = 5002;
 pub struct NotificationsConfig {
     /// What every service reads.
     pub service: ServiceConfig,
-    /// `BUS*` and friends.
     pub bus: BusConfig,
-    /// `SEND_*`, `SENDERS`.
     pub senders: SenderConfig,
     /// `CONSUMER_PREFETCH`: events handled at once.
     pub prefetch: u16,
     /// `EVENT_RETRY_DELAY_MS`: wait before a failed event is delivered again.
     pub retry_delay: Duration,
-    /// `STORE_QUEUE`.
-    pub store_queue: usize,
     /// `ADMIN_ENABLED`: mount `/admin/dlq` (off by default; `wharf up` turns it on).
     pub admin_enabled: bool,
     /// Registry name of the supervisor (tests vary it).
@@ -59,7 +54,7 @@ impl NotificationsConfig {
     /// Reads the configuration; errors are collected in `env`.
     pub fn from_env(env: &mut Env) -> Self {
         let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
-        let bus = env.bus();
+        let bus = BusConfig::from_env(env);
         let defaults = SenderConfig::default();
         let delay_rule = "milliseconds as min-max (e.g. 2000-3000) or one number, at most 600000";
         let senders = SenderConfig {
@@ -72,18 +67,8 @@ impl NotificationsConfig {
         };
         let prefetch = env.integer("CONSUMER_PREFETCH", 16, 1..=1000);
         let retry_delay = Duration::from_millis(env.integer("EVENT_RETRY_DELAY_MS", 2000, 0..=3_600_000));
-        let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
         let admin_enabled = env.boolean("ADMIN_ENABLED", false);
-        Self {
-            service,
-            bus,
-            senders,
-            prefetch,
-            retry_delay,
-            store_queue,
-            admin_enabled,
-            actor_namespace: SERVICE.short.to_owned(),
-        }
+        Self { service, bus, senders, prefetch, retry_delay, admin_enabled, actor_namespace: SERVICE.short.to_owned() }
     }
 }
 
@@ -110,7 +95,7 @@ impl Check for BusCheck {
 
 /// Starts the service with the bus its configuration names.
 pub async fn start(config: NotificationsConfig) -> Result<RunningService, StartError> {
-    let bus = wharf_bus::connect(&config.bus).await?;
+    let bus = wharf_bus::connect(&config.bus).await.map_err(StartError::bus)?;
     start_with_bus(config, bus).await
 }
 
@@ -124,9 +109,7 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
     let liveness = Liveness::new();
     let mut edge = Edge::new(SERVICE, settings.edge(), liveness.clone());
 
-    let workers = usize::try_from(settings.database_max_connections).unwrap_or(1);
-    let (store_spec, store_pool) =
-        pool("store", Arc::new(StoreWorker::new(store.clone())), workers, config.store_queue, policy);
+    let (store_spec, store_client) = store_pool(store.clone(), settings, "notification store");
     let sender = Arc::new(Sender::new(store.clone(), config.senders.clone(), edge.registry()));
     // The sender queue holds every accepted direct send and every event in delivery.
     let (senders_spec, senders) = pool("senders", sender, config.senders.workers, 100_000, policy);
@@ -171,11 +154,7 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
         .check(BusCheck { bus: bus.clone(), queue: config.bus.queue.clone() })
         .supervisor(supervisor.clone())
         .openapi(routes::ApiDoc::openapi());
-    let api = NotificationsApi {
-        store: StoreClient::new(store_pool, "notification store"),
-        senders,
-        attempts: config.senders.attempts,
-    };
+    let api = NotificationsApi { store: store_client, senders, attempts: config.senders.attempts };
     let mut routes = routes::routes(api, edge.body_limit());
     if config.admin_enabled {
         let dlq = admin::DlqAdmin { bus, queue: config.bus.queue.clone() };

@@ -34,7 +34,6 @@ impl OrderPlacedHandler {
     }
 }
 
-/// The confirmation text.
 fn confirmation(event: &OrderPlaced) -> String {
     format!(
         "Thank you for your order #{}: {} × product {}. We will let you know when it ships.",

@@ -8,14 +8,14 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
-use wharf_actors::{PoolHandle, Worker};
+use wharf_actors::PoolHandle;
 use wharf_edge::reply::{answer, json, path_id};
 use wharf_edge::{FieldErrors, Page, Problem, correlation_id, json_body, route};
-use wharf_runtime::{StoreClient, StoreError};
+use wharf_runtime::StoreClient;
 
 use crate::domain::{Channel, DeliveryStatus, NewNotification, Notification, SendInput};
 use crate::sender::{SendJob, Sender};
-use crate::store::{Filter as ListFilter, NotificationStore, Stored};
+use crate::store::{Filter as ListFilter, NotificationStore};
 
 /// The notifications API document (the edge adds its shared endpoints).
 #[derive(Debug, OpenApi)]
@@ -27,85 +27,14 @@ use crate::store::{Filter as ListFilter, NotificationStore, Stored};
 )]
 pub struct ApiDoc;
 
-/// One unit of store work for the API.
-#[derive(Debug)]
-pub enum StoreJob {
-    /// A filtered page.
-    List(ListFilter, Page),
-    /// One notification.
-    Get(i64),
-    /// A direct send, stored Pending.
-    Create(NewNotification, String),
-    /// Undo a create the senders refused.
-    Delete(i64),
-}
-
-/// What a store job produced.
-#[derive(Debug)]
-pub enum StoreOutput {
-    /// For `List`.
-    Notifications(Vec<Notification>),
-    /// For `Get`, `Create`.
-    Stored(Option<Stored>),
-    /// For `Delete`.
-    Done,
-}
-
-/// The API's store workers (`notifications/store`).
-#[derive(Debug)]
-pub struct StoreWorker {
-    store: NotificationStore,
-}
-
-impl StoreWorker {
-    /// Workers over `store`.
-    pub fn new(store: NotificationStore) -> Self {
-        Self { store }
-    }
-}
-
-impl Worker for StoreWorker {
-    type Job = StoreJob;
-    type Output = Result<StoreOutput, StoreError>;
-    type State = NotificationStore;
-
-    async fn init(&self) -> Result<NotificationStore, ractor::ActorProcessingErr> {
-        Ok(self.store.clone())
-    }
-
-    async fn perform(&self, store: &mut NotificationStore, job: &StoreJob) -> Self::Output {
-        Ok(match job {
-            StoreJob::List(filter, page) => StoreOutput::Notifications(store.list(filter, *page).await?),
-            StoreJob::Get(id) => StoreOutput::Stored(store.get(*id).await?),
-            StoreJob::Create(new, correlation_id) => {
-                StoreOutput::Stored(Some(store.create(new, correlation_id).await?))
-            }
-            StoreJob::Delete(id) => {
-                store.delete(*id).await?;
-                StoreOutput::Done
-            }
-        })
-    }
-
-    fn redeliver_on_death(&self, job: &StoreJob) -> bool {
-        matches!(job, StoreJob::List(..) | StoreJob::Get(_))
-    }
-}
-
 /// What the handlers need.
 #[derive(Debug, Clone)]
 pub struct NotificationsApi {
-    /// The API's store pool.
-    pub store: StoreClient<StoreWorker>,
-    /// The sender pool.
+    /// The notification store, through its worker pool (`notifications/store`).
+    pub store: StoreClient<NotificationStore>,
     pub senders: PoolHandle<Sender>,
     /// Attempts for a direct send.
     pub attempts: u32,
-}
-
-fn mismatch(output: &StoreOutput) -> Problem {
-    tracing::error!(?output, "store worker answered with the wrong kind of output");
-    Problem::internal()
 }
 
 /// List notifications (filters: `recipient`, `status`), in ascending id order.
@@ -144,10 +73,11 @@ async fn list(query: Vec<(String, String)>, api: NotificationsApi) -> Result<Res
                 (Err(problem), _) => return Err(problem),
                 (Ok(_), false) => return Err(Problem::validation(errors)),
             };
-            match api.store.read(|| StoreJob::List(filter.clone(), page)).await? {
-                StoreOutput::Notifications(found) => Ok(json(StatusCode::OK, &found)),
-                other => Err(mismatch(&other)),
-            }
+            let found = api.store.read(move |s| {
+                let filter = filter.clone();
+                async move { s.list(&filter, page).await }
+            });
+            Ok(json(StatusCode::OK, &found.await?))
         }
         .await,
     )
@@ -162,10 +92,9 @@ async fn get(id: String, api: NotificationsApi) -> Result<Response, Infallible> 
     answer(
         async {
             let id = path_id(&id)?;
-            match api.store.read(|| StoreJob::Get(id)).await? {
-                StoreOutput::Stored(Some(stored)) => Ok(json(StatusCode::OK, &stored.notification)),
-                StoreOutput::Stored(None) => Err(Problem::not_found(format!("There is no notification with id {id}."))),
-                other => Err(mismatch(&other)),
+            match api.store.read(move |s| async move { s.get(id).await }).await? {
+                Some(stored) => Ok(json(StatusCode::OK, &stored.notification)),
+                None => Err(Problem::not_found(format!("There is no notification with id {id}."))),
             }
         }
         .await,
@@ -182,10 +111,8 @@ async fn send(api: NotificationsApi, body: Value) -> Result<Response, Infallible
         async {
             let new = NewNotification::parse(&body)?;
             let correlation = correlation_id();
-            let stored = match api.store.write(StoreJob::Create(new, correlation.clone())).await? {
-                StoreOutput::Stored(Some(stored)) => stored,
-                other => return Err(mismatch(&other)),
-            };
+            let correlation_for_store = correlation.clone();
+            let stored = api.store.write(move |s| async move { s.create(&new, &correlation_for_store).await }).await?;
             let id = stored.notification.id;
             let job = SendJob {
                 notification: stored.notification.clone(),
@@ -195,7 +122,7 @@ async fn send(api: NotificationsApi, body: Value) -> Result<Response, Infallible
             };
             if let Err(err) = api.senders.submit(job) {
                 // Not accepted after all: remove the row rather than leave a send nobody will make.
-                let _ = api.store.write(StoreJob::Delete(id)).await;
+                let _ = api.store.write(move |s| async move { s.delete(id).await }).await;
                 return Err(Problem::unavailable(format!("The senders cannot take more work right now: {err}."), 2));
             }
             let mut response = json(StatusCode::ACCEPTED, &stored.notification);

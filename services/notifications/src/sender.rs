@@ -52,7 +52,6 @@ impl Default for SenderConfig {
 /// One delivery to make.
 #[derive(Debug, Clone)]
 pub struct SendJob {
-    /// The notification.
     pub notification: Notification,
     /// Its correlation id, for the logs.
     pub correlation_id: String,
@@ -68,10 +67,7 @@ pub struct SendJob {
 pub enum SendError {
     /// The (mock) provider refused it.
     #[error("delivery to {recipient} refused by the provider (it matches SEND_FAIL_PATTERN)")]
-    Refused {
-        /// Who.
-        recipient: String,
-    },
+    Refused { recipient: String },
     /// The outcome could not be recorded.
     #[error("could not record the delivery: {0}")]
     Store(String),

@@ -37,7 +37,6 @@ struct Row {
 /// A notification with what the senders need besides the API view.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
-    /// The API view.
     pub notification: Notification,
     /// The correlation id of the request or event that caused it.
     pub correlation_id: String,
@@ -69,7 +68,6 @@ impl Row {
 pub struct Filter {
     /// Only this recipient (as stored: normalised).
     pub recipient: Option<String>,
-    /// Only this status.
     pub status: Option<DeliveryStatus>,
 }
 
@@ -112,7 +110,6 @@ impl NotificationStore {
         rows.into_iter().map(|row| row.into_stored().map(|s| s.notification)).collect()
     }
 
-    /// One notification.
     pub async fn get(&self, id: i64) -> Result<Option<Stored>, StoreError> {
         const SQL: &str = concat!("SELECT ", columns!(), " FROM notifications WHERE id = $1");
         let row = on_database!(&self.db, |pool| sqlx::query_as::<_, Row>(SQL).bind(id).fetch_optional(pool).await)?;

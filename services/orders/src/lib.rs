@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! orders (supervisor)
-//! ├── orders/store            pool of OrderStoreWorker actors
+//! ├── orders/store            pool of store workers
 //! ├── orders/product-gateway  pool of gateway workers (timeout, retry, breaker, fallback cache)
 //! └── orders/outbox-relay     OutboxRelay: outbox → bus (OrderPlaced v1)
 //! ```
@@ -22,12 +22,12 @@ pub mod store;
 use std::sync::Arc;
 
 use utoipa::OpenApi;
-use wharf_actors::{Liveness, Supervisor, child, pool};
+use wharf_actors::{Liveness, Supervisor, child};
 use wharf_bus::{Bus, BusConfig};
 use wharf_edge::{Edge, ServiceName};
-use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError};
+use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, store_pool};
 
-use crate::order_store::{OrderStoreWorker, Orders};
+use crate::order_store::Orders;
 use crate::outbox_relay::{OutboxRelay, RelayArgs, RelayConfig, RelayStatus};
 use crate::product_gateway::{GatewayConfig, product_gateway};
 use crate::routes::OrdersApi;
@@ -51,8 +51,6 @@ pub struct OrdersConfig {
     pub relay_enabled: bool,
     /// Relay pacing (`OUTBOX_POLL_MS`, `OUTBOX_BATCH`).
     pub relay: RelayConfig,
-    /// `STORE_QUEUE`: requests that may wait for a store worker before new ones get 503.
-    pub store_queue: usize,
     /// Registry name of the supervisor (tests vary it: actor names are process-wide).
     pub actor_namespace: String,
 }
@@ -62,7 +60,7 @@ impl OrdersConfig {
     pub fn from_env(env: &mut Env) -> Self {
         let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
         let gateway = GatewayConfig::from_env(env);
-        let bus = env.bus();
+        let bus = BusConfig::from_env(env);
         let relay_enabled = env.boolean("OUTBOX_RELAY_ENABLED", true);
         let defaults = RelayConfig::default();
         let relay = RelayConfig {
@@ -70,14 +68,13 @@ impl OrdersConfig {
             batch: env.integer("OUTBOX_BATCH", defaults.batch, 1..=10_000),
             ..defaults
         };
-        let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
-        Self { service, gateway, bus, relay_enabled, relay, store_queue, actor_namespace: SERVICE.short.to_owned() }
+        Self { service, gateway, bus, relay_enabled, relay, actor_namespace: SERVICE.short.to_owned() }
     }
 }
 
 /// Starts the service with the bus its configuration names.
 pub async fn start(config: OrdersConfig) -> Result<RunningService, StartError> {
-    let bus = wharf_bus::connect(&config.bus).await?;
+    let bus = wharf_bus::connect(&config.bus).await.map_err(StartError::bus)?;
     start_with_bus(config, bus).await
 }
 
@@ -92,9 +89,7 @@ pub async fn start_with_bus(config: OrdersConfig, bus: Arc<dyn Bus>) -> Result<R
     let liveness = Liveness::new();
 
     let mut edge = Edge::new(SERVICE, settings.edge(), liveness.clone());
-    let workers = usize::try_from(settings.database_max_connections).unwrap_or(1);
-    let (store_spec, store_pool) =
-        pool("store", Arc::new(OrderStoreWorker::new(store.clone())), workers, config.store_queue, policy);
+    let (store_spec, store_client) = store_pool(store.clone(), settings, "order store");
     let (gateway_spec, gateway) = product_gateway(config.gateway.clone(), policy, edge.registry());
     let relay_status = RelayStatus::register(edge.registry(), store.clone());
     let mut children = vec![store_spec, gateway_spec];
@@ -120,7 +115,7 @@ pub async fn start_with_bus(config: OrdersConfig, bus: Arc<dyn Bus>) -> Result<R
         .check(relay_status)
         .supervisor(supervisor.clone())
         .openapi(routes::ApiDoc::openapi());
-    let api = routes::routes(OrdersApi { orders: Orders::new(store_pool), products: gateway }, edge.body_limit());
+    let api = routes::routes(OrdersApi { orders: Orders::new(store_client), products: gateway }, edge.body_limit());
     let running = RunningService::serve(edge, api, supervisor, db.clone()).await?;
     tracing::info!(
         service = SERVICE.short,

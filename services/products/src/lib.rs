@@ -6,27 +6,24 @@
 //!
 //! ```text
 //! products (supervisor)
-//! └── products/store        pool of StoreWorker actors (products/store/0 … n-1)
+//! └── products/store        pool of store workers (products/store/0 … n-1)
 //! ```
 
+pub mod catalogue;
 pub mod domain;
 pub mod routes;
 pub mod store;
-pub mod store_worker;
-
-use std::sync::Arc;
 
 use utoipa::OpenApi;
-use wharf_actors::{Liveness, RestartPolicy, Supervisor, pool};
+use wharf_actors::{Liveness, Supervisor};
 use wharf_edge::{Edge, ServiceName};
-use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError};
+use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, store_pool};
 
+use crate::catalogue::Catalogue;
 use crate::store::{POSTGRES_MIGRATIONS, ProductStore, SQLITE_MIGRATIONS};
-use crate::store_worker::{Catalogue, StoreWorker};
 
 /// How the service names itself.
 pub const SERVICE: ServiceName = ServiceName { display: "ProductService", short: "products" };
-/// `PORT` when unset.
 pub const DEFAULT_PORT: u16 = 5000;
 
 /// The products service's configuration.
@@ -36,8 +33,6 @@ pub struct ProductsConfig {
     pub service: ServiceConfig,
     /// `SEED_DEMO_DATA`: add a small demo catalogue when the store is empty.
     pub seed_demo: bool,
-    /// `STORE_QUEUE`: requests that may wait for a store worker before new ones get 503.
-    pub store_queue: usize,
     /// The registry name of the service's supervisor; its actors are named under it. Actor
     /// names are process-wide, so tests that start several services in one process vary it.
     pub actor_namespace: String,
@@ -48,8 +43,7 @@ impl ProductsConfig {
     pub fn from_env(env: &mut Env) -> Self {
         let service = ServiceConfig::from_env(env, SERVICE.short, DEFAULT_PORT);
         let seed_demo = env.boolean("SEED_DEMO_DATA", false);
-        let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
-        Self { service, seed_demo, store_queue, actor_namespace: SERVICE.short.to_owned() }
+        Self { service, seed_demo, actor_namespace: SERVICE.short.to_owned() }
     }
 }
 
@@ -66,24 +60,25 @@ pub async fn start(config: ProductsConfig) -> Result<RunningService, StartError>
         }
     }
 
-    let policy: RestartPolicy = settings.restart_policy();
-    // One worker per pooled connection: more would only queue inside the database pool.
-    let workers = usize::try_from(settings.database_max_connections).unwrap_or(1);
-    let (store_spec, store_pool) =
-        pool("store", Arc::new(StoreWorker::new(store)), workers, config.store_queue, policy);
+    let (store_spec, store) = store_pool(store, settings, "product store");
     let liveness = Liveness::new();
-    let supervisor =
-        Supervisor::start(config.actor_namespace.clone(), policy, liveness.clone(), vec![store_spec]).await?;
+    let supervisor = Supervisor::start(
+        config.actor_namespace.clone(),
+        settings.restart_policy(),
+        liveness.clone(),
+        vec![store_spec],
+    )
+    .await?;
 
     let mut edge = Edge::new(SERVICE, settings.edge(), liveness).check(db.clone()).supervisor(supervisor.clone());
     edge = edge.openapi(routes::ApiDoc::openapi());
-    let api = routes::routes(Catalogue::new(store_pool), edge.body_limit());
+    let api = routes::routes(Catalogue::new(store), edge.body_limit());
     let running = RunningService::serve(edge, api, supervisor, db.clone()).await?;
     tracing::info!(
         service = SERVICE.short,
         addr = %running.local_addr(),
         database = db.backend(),
-        workers,
+        workers = settings.database_max_connections,
         "ready"
     );
     Ok(running)

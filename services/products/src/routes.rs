@@ -14,8 +14,8 @@ use warp::reply::Response;
 use wharf_edge::reply::{answer, empty, json, path_id};
 use wharf_edge::{Page, Problem, json_body, route};
 
+use crate::catalogue::Catalogue;
 use crate::domain::{NewProduct, Product, ProductInput};
-use crate::store_worker::Catalogue;
 
 /// The products API document (the edge adds its shared endpoints).
 #[derive(OpenApi)]

@@ -78,7 +78,6 @@ impl ProductStore {
         Ok(rows.into_iter().map(Product::from).collect())
     }
 
-    /// One product.
     pub async fn get(&self, id: i64) -> Result<Option<Product>, StoreError> {
         const SQL: &str = concat!("SELECT ", columns!(), " FROM products WHERE id = $1");
         let row =

@@ -1,5 +1,5 @@
 //! Black-box tests of the products HTTP API: the real service on an ephemeral port, spoken to
-//! over HTTP, checked against CONTRACT.md.
+//! over HTTP, checked against docs/contract.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

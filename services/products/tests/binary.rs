@@ -141,3 +141,50 @@ fn a_restart_storm_makes_the_process_exit_non_zero() {
     let status = wait_exit(&mut child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(1), "escalation exits non-zero so the pod is restarted");
 }
+
+#[test]
+fn healthcheck_asks_the_running_service_and_exits_0_or_1() {
+    let dir = TempDir::new("bin");
+    let (mut child, base, _) = start(&dir, &[]);
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    // As a container's HEALTHCHECK runs it: the same environment, HOST bound to every address.
+    let healthy = products(&dir, &[("PORT", &port), ("HOST", "0.0.0.0")]).arg("healthcheck").output().unwrap();
+    assert_eq!(healthy.status.code(), Some(0), "{}", String::from_utf8_lossy(&healthy.stderr));
+    terminate(&child);
+    wait_exit(&mut child, Duration::from_secs(15));
+
+    let gone = products(&dir, &[("PORT", &port)]).arg("healthcheck").output().unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(stderr.contains(&format!("cannot ask 127.0.0.1:{port}")), "{stderr}");
+}
+
+#[test]
+fn an_unknown_argument_is_exit_code_2() {
+    let dir = TempDir::new("bin");
+    let output = products(&dir, &[]).arg("serve").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("healthcheck"));
+}
+
+#[test]
+fn operational_endpoints_answer_under_the_ingress_prefix_too() {
+    let dir = TempDir::new("bin");
+    let (mut child, base, _) = start(&dir, &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        for path in ["/products/health", "/products/health/live", "/products/health/ready", "/products/openapi.json"] {
+            let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+        }
+        let health: serde_json::Value =
+            reqwest::get(format!("{base}/products/health")).await.unwrap().json().await.unwrap();
+        assert_eq!(health["service"], "ProductService");
+        // Only the operational endpoints: metrics stay off the ingress, other prefixes are not ours.
+        for path in ["/products/metrics", "/orders/health", "/products/api/products"] {
+            assert_eq!(reqwest::get(format!("{base}{path}")).await.unwrap().status(), 404, "{path}");
+        }
+    });
+    terminate(&child);
+    wait_exit(&mut child, Duration::from_secs(15));
+}

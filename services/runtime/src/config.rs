@@ -1,151 +1,12 @@
-//! Typed configuration from the environment.
-//!
-//! Every variable is read once at start-up through [`Env`], which records each bad value instead
-//! of stopping at the first one, so an operator sees all mistakes in one run. Services read
-//! their own variables with the same [`Env`] and then call [`Env::finish`].
+//! The settings every wharf service shares (where to listen, its database, logging, edge limits
+//! and supervision), read through [`wharf_config::Env`] like each service's own.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use wharf_config::Env;
+
 use crate::telemetry::LogFormat;
-
-/// One variable with a value that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {variable}={value:?}: expected {expected}")]
-pub struct ConfigError {
-    /// The environment variable's name.
-    pub variable: String,
-    /// The value found.
-    pub value: String,
-    /// What the variable accepts, in words.
-    pub expected: String,
-}
-
-/// Every bad variable found while reading the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // One line per variable: this is what an operator reads in a crash-looping pod's log.
-        for (i, error) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "configuration error: {error}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-/// A snapshot of environment variables plus the errors found while parsing them.
-#[derive(Debug, Default)]
-pub struct Env {
-    vars: HashMap<String, String>,
-    errors: Vec<ConfigError>,
-}
-
-impl Env {
-    /// The process environment. Variables that are not valid unicode are kept out; a later read
-    /// of such a variable falls back to its default, which is what an unset variable does.
-    pub fn from_process() -> Self {
-        Self::from_pairs(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))))
-    }
-
-    /// An environment made of the given pairs (tests, and `wharf up` which layers defaults).
-    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(), errors: Vec::new() }
-    }
-
-    /// Sets a variable unless it is already present: how a launcher supplies defaults.
-    pub fn set_default(&mut self, name: &str, value: impl Into<String>) {
-        self.vars.entry(name.to_owned()).or_insert_with(|| value.into());
-    }
-
-    /// The raw value of a variable, if set and not blank.
-    pub fn raw(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
-    }
-
-    /// A string variable, or its default.
-    pub fn string(&mut self, name: &str, default: &str) -> String {
-        self.raw(name).unwrap_or(default).to_owned()
-    }
-
-    /// A variable parsed by `parse`; an unparsable value is recorded as an error (naming what
-    /// the variable accepts) and the default is returned so reading can go on.
-    pub fn parse<T>(&mut self, name: &str, default: T, expected: &str, parse: impl FnOnce(&str) -> Option<T>) -> T {
-        let Some(value) = self.raw(name) else { return default };
-        match parse(value) {
-            Some(parsed) => parsed,
-            None => {
-                let error =
-                    ConfigError { variable: name.to_owned(), value: value.to_owned(), expected: expected.to_owned() };
-                self.errors.push(error);
-                default
-            }
-        }
-    }
-
-    /// An unsigned integer within `range`.
-    pub fn integer<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
-    where
-        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-    {
-        let expected = format!("an integer from {} to {}", range.start(), range.end());
-        self.parse(name, default, &expected, |v| v.parse::<T>().ok().filter(|n| range.contains(n)))
-    }
-
-    /// A boolean: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
-    pub fn boolean(&mut self, name: &str, default: bool) -> bool {
-        self.parse(name, default, "true or false", |v| match v.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Some(true),
-            "false" | "0" | "no" | "off" => Some(false),
-            _ => None,
-        })
-    }
-
-    /// One of a fixed set of words (matched case-insensitively).
-    pub fn choice<T: Copy>(&mut self, name: &str, default: T, choices: &[(&str, T)]) -> T {
-        let expected = choices.iter().map(|(word, _)| *word).collect::<Vec<_>>().join(" or ");
-        self.parse(name, default, &expected, |v| {
-            choices.iter().find(|(word, _)| word.eq_ignore_ascii_case(v)).map(|(_, value)| *value)
-        })
-    }
-
-    /// The bus variables (`BUS`, `AMQP_URL`, `BUS_QUEUE`, …), their errors recorded here like
-    /// every other variable's.
-    pub fn bus(&mut self) -> wharf_bus::BusConfig {
-        match wharf_bus::BusConfig::from_lookup(|name| self.raw(name).map(str::to_owned)) {
-            Ok(config) => config,
-            Err(errors) => {
-                for error in errors.0 {
-                    self.errors.push(ConfigError {
-                        variable: error.variable,
-                        value: error.value,
-                        expected: error.expected,
-                    });
-                }
-                wharf_bus::BusConfig::memory()
-            }
-        }
-    }
-
-    /// Records an error found by a caller's own cross-variable check.
-    pub fn reject(&mut self, name: &str, expected: &str) {
-        let value = self.raw(name).unwrap_or_default().to_owned();
-        self.errors.push(ConfigError { variable: name.to_owned(), value, expected: expected.to_owned() });
-    }
-
-    /// Ends reading: every recorded error, or nothing.
-    pub fn finish(self) -> Result<(), ConfigErrors> {
-        if self.errors.is_empty() { Ok(()) } else { Err(ConfigErrors(self.errors)) }
-    }
-}
 
 /// What every wharf service reads: where to listen, its database, logging and edge limits.
 #[derive(Debug, Clone)]
@@ -158,13 +19,12 @@ pub struct ServiceConfig {
     pub port_variable: &'static str,
     /// `DATABASE_URL`: `sqlite://…` or `postgres://…`.
     pub database_url: String,
-    /// `DATABASE_MAX_CONNECTIONS`: the pool's size.
+    /// `DATABASE_MAX_CONNECTIONS`: the database pool's size, and so the number of store workers.
     pub database_max_connections: u32,
-    /// `LOG_FORMAT`.
+    /// `STORE_QUEUE`: calls that may wait for a store worker before new ones get 503.
+    pub store_queue: usize,
     pub log_format: LogFormat,
-    /// `RUST_LOG`.
     pub log_filter: String,
-    /// `CHAOS_ENABLED`: exposes `/admin/chaos/*`.
     pub chaos_enabled: bool,
     /// `BODY_LIMIT_BYTES`: the largest request body accepted.
     pub body_limit: u64,
@@ -190,6 +50,7 @@ impl ServiceConfig {
                 .then(|| v.to_owned())
         });
         let database_max_connections = env.integer("DATABASE_MAX_CONNECTIONS", 8, 1..=1000);
+        let store_queue = env.integer("STORE_QUEUE", 1024, 1..=1_000_000);
         let log_format =
             env.choice("LOG_FORMAT", LogFormat::Json, &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)]);
         let log_filter =
@@ -207,6 +68,7 @@ impl ServiceConfig {
             port_variable: "PORT",
             database_url,
             database_max_connections,
+            store_queue,
             log_format,
             log_filter,
             chaos_enabled,

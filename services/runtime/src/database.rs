@@ -16,16 +16,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
     /// The URL is not one sqlx understands.
-    #[error("DATABASE_URL is not a usable database URL: {0}")]
+    #[error("DATABASE_URL is not a usable database URL")]
     InvalidUrl(#[source] sqlx::Error),
     /// The directory for a SQLite file could not be created.
-    #[error("cannot create the directory {path} for the SQLite database: {source}")]
+    #[error("cannot create the directory {path} for the SQLite database")]
     Directory { path: String, source: std::io::Error },
     /// The server did not answer or refused the connection.
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
     /// A migration failed.
-    #[error("database migration failed: {0}")]
+    #[error("database migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 

@@ -20,17 +20,25 @@ pub enum StartError {
     #[error(transparent)]
     Database(#[from] DatabaseError),
     /// A start-up step in the store failed (e.g. seeding).
-    #[error("preparing the store failed: {0}")]
+    #[error("preparing the store failed")]
     Store(#[from] StoreError),
-    /// The bus could not be reached or provisioned.
-    #[error("cannot open the bus: {0}")]
-    Bus(#[from] wharf_bus::BusError),
+    /// The bus could not be reached or provisioned (the runtime does not link a bus: a service
+    /// that has one boxes its error with [`StartError::bus`]).
+    #[error("cannot open the bus")]
+    Bus(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The actors could not be started.
     #[error(transparent)]
     Supervisor(#[from] SupervisorError),
     /// The edge could not listen.
     #[error(transparent)]
     Edge(#[from] EdgeError),
+}
+
+impl StartError {
+    /// The bus a service opens at start-up failed.
+    pub fn bus(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Bus(Box::new(err))
+    }
 }
 
 /// How a service's run ended.
@@ -87,7 +95,6 @@ impl RunningService {
         self.supervisor.liveness()
     }
 
-    /// The service's database.
     pub fn database(&self) -> &Database {
         &self.db
     }

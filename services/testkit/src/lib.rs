@@ -32,7 +32,6 @@ impl TempDir {
         Self(path)
     }
 
-    /// Its path.
     pub fn path(&self) -> &Path {
         &self.0
     }
@@ -96,7 +95,6 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    /// A SQLite database.
     pub fn sqlite() -> Self {
         Self::Sqlite(TempDir::new("store"))
     }
@@ -106,7 +104,6 @@ impl TestDb {
         Self::Postgres(PgTestDb::create().await)
     }
 
-    /// Its `DATABASE_URL`.
     pub fn url(&self) -> String {
         match self {
             Self::Sqlite(dir) => dir.sqlite_url("store.db"),

@@ -31,7 +31,6 @@ const INJECTED_ROUTE: &str = "chaos";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
-    /// `latency` or `error`.
     kind: &'static str,
 }
 
@@ -41,13 +40,11 @@ pub(crate) struct Drill {
     /// Whether a plan may be armed: the request path's only read while none is. A hint, not the
     /// truth — the truth is `faults`, read only when this is set.
     armed: AtomicBool,
-    /// The armed plan.
     faults: ArcSwapOption<ActiveFaults>,
     /// The forced unreadiness, if any.
     unready: ArcSwapOption<Window>,
     /// Serialises writers (handlers and expiry timers); never taken by a request.
     writes: Mutex<()>,
-    /// `wharf_chaos_injected_total{kind}`.
     injected: Family<KindLabels, Counter>,
     /// The `latency` and `error` series of `injected`, fetched once.
     delayed: Counter,

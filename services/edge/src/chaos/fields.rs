@@ -82,7 +82,6 @@ impl<'a> Fields<'a> {
         self.take(field, outcome)
     }
 
-    /// A boolean; required.
     pub(super) fn boolean(&mut self, field: &str) -> Option<bool> {
         let outcome = match self.get(field) {
             None => Err("is required".to_owned()),

@@ -14,10 +14,7 @@ use crate::problem::Problem;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadinessOrder {
     /// `{"ready": false, "durationSecs": n}`: `/health/ready` answers 503 for `n` seconds.
-    ForceUnready {
-        /// How long.
-        duration_secs: u64,
-    },
+    ForceUnready { duration_secs: u64 },
     /// `{"ready": true}`: end a forced unreadiness now.
     Restore,
 }
