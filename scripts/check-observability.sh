@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Observability as code: the Prometheus alert rules (promtool check + unit tests), the Grafana
+# and CloudWatch dashboards and the runbooks (their agreement with each other, with the
+# Terraform module and with docs/deployment.toml), and every series they read against a live
+# /metrics of the services after `wharf smoke`. Installs what it needs (promtool from Debian's
+# prometheus package, a pytest venv); quick when warm. Any failure, including a tool that cannot
+# be installed, exits non-zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt() { # package command
+  command -v "$2" >/dev/null && return
+  echo "check-observability: installing $1" >&2
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+  fi
+  command -v "$2" >/dev/null || { echo "check-observability: $1 did not provide $2" >&2; exit 1; }
+}
+
+need_apt prometheus promtool
+echo "promtool: $(promtool --version 2>&1 | head -n 1)"
+
+echo "promtool check rules"
+promtool check rules docs/observability/alerts.yml
+echo "promtool test rules"
+(cd docs/observability/tests && promtool test rules alerts.test.yml)
+
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+venv=$(wharf_venv observability 3.11 'pytest==8.*' 'PyYAML==6.*' 'prometheus-client==0.26.*')
+
+echo "building the services for the live /metrics check"
+cargo build --quiet -p wharf
+WHARF_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
+WHARF_BIN_DIR=$(cd "$WHARF_BIN_DIR" && pwd)
+export WHARF_BIN_DIR
+
+echo "dashboards, alerts, runbooks and live metrics"
+"$venv/python" -m pytest -q -p no:cacheprovider docs/observability/tests "$@"
+echo "observability checks passed"
