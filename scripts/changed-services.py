@@ -9,8 +9,9 @@ prints one JSON document (and, with --github-output, writes `services`, `package
 `any` for later jobs):
 
 - `services`: the services (products, orders, notifications) whose tests must run;
-- `packages`: the cargo packages to test — those services, plus `wharf` (the CLI links all three
-  services, so its tests run whenever any of them or the CLI itself changes);
+- `packages`: the cargo packages to test — those services, then `wharf` (the CLI links all three
+  services, so its tests run whenever any of them or the CLI itself changes), then every shared
+  crate that changed or depends on one that did (a change in bus tests bus, runtime and events);
 - `images`: the services whose container image changed.
 
 The rules come from the workspace itself, not from a list kept beside it:
@@ -146,30 +147,31 @@ class Selection:
         self.imaged: set[str] = set()
 
     def everything(self) -> None:
-        self.tested |= set(self.workspace.services) | {CLI_PACKAGE}
+        self.tested |= set(self.workspace.members.values())
         self.imaged |= set(self.workspace.services)
 
     def add(self, path: str) -> None:
         ws = self.workspace
         if _matches(path, TEST_WIDE):
-            self.tested |= set(ws.services) | {CLI_PACKAGE}
+            self.tested |= set(ws.members.values())
         if _matches(path, IMAGE_WIDE):
             self.imaged |= set(ws.services)
         member = ws.member_of(path)
         if member is None:
             return
+        self.tested |= ws.dependents(member, ("normal", "dev"))
         if member in ws.shared:
             # Shared crates count for every service, whatever the dependency graph says today.
             self.tested |= set(ws.services) | {CLI_PACKAGE}
-        else:
-            self.tested |= ws.dependents(member, ("normal", "dev"))
         self.imaged |= ws.dependents(member, ("normal",)) & set(ws.services)
 
     def result(self) -> dict[str, list[str]]:
-        services = [s for s in self.workspace.services if s in self.tested]
-        packages = services + ([CLI_PACKAGE] if CLI_PACKAGE in self.tested else [])
-        images = [s for s in self.workspace.services if s in self.imaged]
-        return {"services": services, "packages": packages, "images": images}
+        ws = self.workspace
+        services = [s for s in ws.services if s in self.tested]
+        cli = [CLI_PACKAGE] if CLI_PACKAGE in self.tested else []
+        shared = sorted(name for name in self.tested if name not in ws.services and name != CLI_PACKAGE)
+        images = [s for s in ws.services if s in self.imaged]
+        return {"services": services, "packages": services + cli + shared, "images": images}
 
 
 def _dependency_tables(package: dict):

@@ -19,7 +19,13 @@ from deployment_names import SERVICES
 
 SCRIPT = REPO / "scripts" / "changed-services.py"
 ALL = list(SERVICES)  # in deployment.toml order, as the script reports them
-ALL_PACKAGES = ALL + ["wharf"]
+ROOT = tomllib.loads((REPO / "Cargo.toml").read_text())
+MEMBERS = {
+    member: tomllib.loads((REPO / member / "Cargo.toml").read_text())["package"]["name"]
+    for member in ROOT["workspace"]["members"]
+}
+SHARED = sorted(name for name in MEMBERS.values() if name not in SERVICES and name != "wharf")
+ALL_PACKAGES = ALL + ["wharf"] + SHARED
 ZEROS = "0" * 40
 
 
@@ -56,11 +62,10 @@ def workspace(tmp_path: pathlib.Path) -> pathlib.Path:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "ci@example.com")
     git(repo, "config", "user.name", "ci")
-    root = tomllib.loads((REPO / "Cargo.toml").read_text())
     for rel in ["Cargo.toml", "Cargo.lock", "docs/deployment.toml"]:
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / rel, repo / rel)
-    for member in root["workspace"]["members"]:
+    for member in MEMBERS:
         (repo / member / "src").mkdir(parents=True)
         shutil.copy(REPO / member / "Cargo.toml", repo / member / "Cargo.toml")
         (repo / member / "src" / "lib.rs").write_text("// a source file of the member\n")
@@ -85,8 +90,9 @@ def test_a_change_in_bus_selects_all_three(workspace):
     commit(workspace, "bus", {"bus/src/lib.rs": "// new\n"})
     got = select(workspace, base)
     assert got["services"] == ALL
-    assert got["packages"] == ALL_PACKAGES
     assert got["images"] == ALL
+    # bus's own tests and those of the shared crates built on it run as well
+    assert got["packages"] == ALL + ["wharf", "wharf-bus", "wharf-events", "wharf-runtime"]
 
 
 def test_a_change_in_docs_selects_none(workspace):
@@ -103,7 +109,9 @@ def test_every_shared_crate_selects_all_three_services(workspace, member):
     base = git(workspace, "rev-parse", "HEAD")
     (workspace / member / "src" / "lib.rs").write_text("// changed\n")
     commit(workspace, f"change {member}")
-    assert select(workspace, base)["services"] == ALL
+    got = select(workspace, base)
+    assert got["services"] == ALL
+    assert MEMBERS[member] in got["packages"]
 
 
 def test_images_follow_normal_dependencies_only(workspace):
@@ -236,7 +244,9 @@ def test_a_new_workspace_crate_is_shared(workspace):
     )
     base = git(workspace, "rev-parse", "HEAD")
     commit(workspace, "tracing", {"tracing-setup/src/lib.rs": "// second\n"})
-    assert select(workspace, base)["services"] == ALL
+    got = select(workspace, base)
+    assert got["services"] == ALL
+    assert got["packages"] == ALL + ["wharf", "wharf-tracing"]
 
 
 def test_github_output_lines(workspace, tmp_path):
