@@ -7,7 +7,10 @@ break it as well as run on the real ones.
 
 import pathlib
 import re
+import shutil
 import subprocess
+import sys
+import textwrap
 import tomllib
 
 import pytest
@@ -24,7 +27,7 @@ STATIC_KEY_ENV = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOK
 AWS_COMMAND = re.compile(r"(^|[\s;|&(])(aws\s+[a-z]|kubectl\s|terraform\s+(-chdir=\S+\s+)?(init|plan|apply)\b(?!.*-backend=false)|docker\s+push\b|scripts/deploy\.sh)", re.M)
 ACCESS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
 PIN = re.compile(r"^\s*(?:-\s+)?uses:\s+(\S+?)@([0-9a-f]{40})\s+#\s+v\d+\.\d+\.\d+\s*$")
-SCHEDULED_FOR_MAJOR = re.compile(r"@[0-9a-f]{40} # (v\d+)\.[\d.]+$", re.M)
+PINNED_TO_MAJOR = re.compile(r"@[0-9a-f]{40} # (v\d+)\.[\d.]+$", re.M)
 
 
 def steps_of(job: dict) -> list[dict]:
@@ -208,8 +211,6 @@ BAD_WORKFLOWS = {
 @pytest.mark.parametrize("case", sorted(BAD_WORKFLOWS))
 def test_the_aws_rule_catches(case):
     text, expected = BAD_WORKFLOWS[case]
-    import textwrap
-
     text = textwrap.dedent(text)
     problems = aws_credential_problems(yaml.safe_load(text), text)
     for fragment in expected:
@@ -231,8 +232,6 @@ def test_the_aws_rule_accepts_oidc_and_offline_terraform():
               aws-region: us-east-1
           - run: aws sts get-caller-identity
     """
-    import textwrap
-
     text = textwrap.dedent(text)
     assert aws_credential_problems(yaml.safe_load(text), text) == []
 
@@ -252,7 +251,7 @@ def test_actionlint_knows_the_pinned_actions_inputs_and_runtimes(tmp_path, actio
     copy = tmp_path / "majors"
     (copy / ".github" / "workflows").mkdir(parents=True)
     for path in WORKFLOWS.glob("*.yml"):
-        (copy / ".github" / "workflows" / path.name).write_text(SCHEDULED_FOR_MAJOR.sub(r"@\1", path.read_text()))
+        (copy / ".github" / "workflows" / path.name).write_text(PINNED_TO_MAJOR.sub(r"@\1", path.read_text()))
     done = lint(actionlint, copy)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -261,7 +260,7 @@ def test_the_major_version_lint_catches_a_misspelt_input(tmp_path, actionlint):
     bad = (WORKFLOWS / "images.yml").read_text().replace("role-to-assume:", "role-to-asume:")
     copy = tmp_path / "bad"
     (copy / ".github" / "workflows").mkdir(parents=True)
-    (copy / ".github" / "workflows" / "images.yml").write_text(SCHEDULED_FOR_MAJOR.sub(r"@\1", bad))
+    (copy / ".github" / "workflows" / "images.yml").write_text(PINNED_TO_MAJOR.sub(r"@\1", bad))
     done = lint(actionlint, copy)
     assert done.returncode != 0
     assert 'input "role-to-asume" is not defined' in done.stdout
@@ -274,9 +273,6 @@ def lint(actionlint: str, root: pathlib.Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def actionlint() -> str:
-    import shutil
-    import sys
-
     found = shutil.which("actionlint") or str(pathlib.Path(sys.executable).parent / "actionlint")
     assert pathlib.Path(found).exists(), "actionlint must be installed (scripts/check-workflows.sh installs it)"
     return found
