@@ -37,18 +37,12 @@ else
 fi
 
 # create-queue is idempotent only for identical attributes, so create bare and then converge.
-ensure_queue() { # name -> url
-  local url
-  url=$(awscli sqs create-queue --queue-name "$1" --query QueueUrl)
-  awscli sqs set-queue-attributes --queue-url "$url" --attributes SqsManagedSseEnabled=true >/dev/null
-  echo "$url"
-}
-
-dlq_url=$(ensure_queue "$dlq")
+dlq_url=$(awscli sqs create-queue --queue-name "$dlq" --query QueueUrl)
+awscli sqs set-queue-attributes --queue-url "$dlq_url" --attributes SqsManagedSseEnabled=true >/dev/null
 dlq_arn=$(awscli sqs get-queue-attributes --queue-url "$dlq_url" --attribute-names QueueArn --query Attributes.QueueArn)
-queue_url=$(ensure_queue "$queue")
+queue_url=$(awscli sqs create-queue --queue-name "$queue" --query QueueUrl)
 # RedrivePolicy is itself a JSON document, passed as a string inside the attributes' JSON.
-attributes=$(printf '{"RedrivePolicy":"{\\"deadLetterTargetArn\\":\\"%s\\",\\"maxReceiveCount\\":\\"%s\\"}"}' \
+attributes=$(printf '{"SqsManagedSseEnabled":"true","RedrivePolicy":"{\\"deadLetterTargetArn\\":\\"%s\\",\\"maxReceiveCount\\":\\"%s\\"}"}' \
   "$dlq_arn" "$max_receive_count")
 awscli sqs set-queue-attributes --queue-url "$queue_url" --attributes "$attributes" >/dev/null
 log "queue $queue -> $queue_url (dead letters: $dlq after $max_receive_count receives)"
@@ -58,11 +52,9 @@ value_file=$(mktemp)
 trap 'rm -f "$value_file"' EXIT
 ensure_secret() { # name value
   printf '%s' "$2" >"$value_file"
-  if awscli secretsmanager describe-secret --secret-id "$1" >/dev/null 2>&1; then
-    awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$value_file" >/dev/null
-  else
+  # A new version of an existing secret, or else the secret (whose error, if any, is shown).
+  awscli secretsmanager put-secret-value --secret-id "$1" --secret-string "file://$value_file" >/dev/null 2>&1 ||
     awscli secretsmanager create-secret --name "$1" --secret-string "file://$value_file" >/dev/null
-  fi
   log "secret $1"
 }
 
