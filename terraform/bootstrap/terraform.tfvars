@@ -1,0 +1,2 @@
+cost_center = "platform"
+owner       = "platform-team"
