@@ -218,6 +218,8 @@ class ComposeRun:
         _, order = request_json("POST", self.url("orders") + "/api/orders",
                                 {"productId": product["id"], "quantity": 1, "customerEmail": f"poison-{uuid.uuid4().hex[:8]}@fail.test"})
 
+        self.wharf("dlq", "list", *dlq, "--json", env=env)  # the dead-letter queue is reachable at all
+
         def letter():
             listing = json.loads(self.wharf("dlq", "list", *dlq, "--json", env=env).stdout)
             mine = [m for m in listing["messages"] if ((m.get("body") or {}).get("data") or {}).get("orderId") == order["id"]]

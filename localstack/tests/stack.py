@@ -102,9 +102,10 @@ class HostMap:
     def __init__(self, hosts: dict[str, tuple[str, dict[int, int]]]):
         self.hosts = hosts
 
-    def apply(self, value: str) -> str:
+    def apply(self, value: str, is_host: bool = False) -> str:
+        """Maps `name:port` inside a value; a whole value only when it names a host (`*_HOST`)."""
         for name, (address, ports) in self.hosts.items():
-            if value == name:
+            if is_host and value == name:
                 return address
 
             def endpoint(match: re.Match, address=address, ports=ports, name=name) -> str:
@@ -117,7 +118,7 @@ class HostMap:
         return value
 
     def environment(self, env: dict[str, str]) -> dict[str, str]:
-        return {name: self.apply(value) for name, value in env.items()}
+        return {name: self.apply(value, name.endswith("_HOST")) for name, value in env.items()}
 
 
 def free_port() -> int:
