@@ -78,3 +78,14 @@ def test_localstack_reports_its_init_stage_where_the_compose_health_check_reads_
     services = json.loads(body)["services"]
     for name in NAMES["localstack"]["services"].split(","):
         assert services[name] in ("available", "running"), services
+
+
+def test_the_compose_health_check_reads_localstack_s_init_report(localstack_endpoint):
+    """The localstack service's health check, run here against the host LocalStack. No hooks are
+    registered with it (they run from these tests), so it must answer "not ready" (exit 1) by
+    reading the report, not by crashing on it."""
+    test = load_compose()["services"]["localstack"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    command = [part.replace("http://localhost:4566", localstack_endpoint) for part in test[1:]]
+    result = run(command, env=base_env(), check=False)
+    assert result.returncode == 1 and result.stderr == "", result.stderr
