@@ -10,8 +10,10 @@
 #      the .dockerignore build context is a complete Cargo workspace
 #   6. the compose environment run as processes: smoke, orders to emails, own databases, the DLQ
 #      drill over SQS; the RabbitMQ profile; typos in the compose file fail it
-#   7. the bus conformance suite's SQS backend against LocalStack
 #
+# Tests marked waits_for (the healthcheck subcommand in 5, all of 6) need service features that are
+# not on main yet and are deselected until their marker is removed.
+# The bus conformance suite's SQS backend against LocalStack is scripts/check-localstack-conformance.sh.
 # Installs what it needs (tool virtualenvs, LocalStack), starts PostgreSQL, RabbitMQ, moto and
 # LocalStack if they do not run, and stops what it started. Anything unreachable fails the run.
 # The images themselves are built (Buildx) and run with `docker compose` in the GitHub workflow.
@@ -48,7 +50,3 @@ trap cleanup EXIT
 step "pytest localstack/tests"
 WHARF_BIN_DIR="$bin_dir" WHARF_LOCALSTACK_ENDPOINT="$WHARF_LOCALSTACK_ENDPOINT" \
   "$tools/python" -m pytest -p no:cacheprovider -q -rA -m "not waits_for" localstack/tests
-
-step "bus conformance suite, SQS backend, against LocalStack"
-WHARF_TEST_SQS_ENDPOINT="$WHARF_LOCALSTACK_ENDPOINT" \
-  cargo test -q -p wharf-bus --features integration --test conformance -- sqs::
