@@ -10,10 +10,14 @@
 //! - **Receiving** long-polls (up to 20 s, batches of up to 10, never more than `prefetch`
 //!   unsettled), and keeps extending the visibility of messages whose handler is still running.
 //! - **Attempts** are SQS's `ApproximateReceiveCount`: every receive counts, whether the previous
-//!   one was retried on purpose or its consumer died. The redrive policy moves a message received
-//!   `maxReceiveCount` times to the DLQ on its next receive; the bus dead-letters explicitly
-//!   before that (retry on the last attempt, poison) so the reason is recorded as the
-//!   `dead-letter-reason` attribute. Messages moved by the redrive policy itself carry no reason.
+//!   one was retried on purpose or its consumer died — and so does a receive whose response no
+//!   handler saw (a long poll abandoned when its consumer was killed). Attempts therefore only
+//!   grow: a redelivery is a later attempt, not necessarily the next number, and a message may
+//!   reach the dead-letter threshold with fewer handler runs than attempts. The redrive policy
+//!   moves a message received `maxReceiveCount` times to the DLQ on its next receive; the bus
+//!   dead-letters explicitly before that (retry on the last attempt, poison) so the reason is
+//!   recorded as the `dead-letter-reason` attribute. Messages moved by the redrive policy itself
+//!   carry no reason.
 //! - **Retry later** is ChangeMessageVisibility(delay), rounded up to whole seconds (SQS's unit),
 //!   at most 12 hours. **Ack** is DeleteMessage, batched (DeleteMessageBatch) across concurrent
 //!   acks. **Dead-letter** sends a copy with the reason to the DLQ, then deletes the original.

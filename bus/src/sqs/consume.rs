@@ -133,6 +133,8 @@ async fn feed_sqs(shared: Arc<Shared>, mut feed: Feed, prefetch: usize, wait: i3
 fn wrap(shared: &Arc<Shared>, message: aws_sdk_sqs::types::Message, permit: OwnedSemaphorePermit) -> Delivery {
     let receipt = message.receipt_handle().unwrap_or_default().to_owned();
     shared.visibility.insert(&receipt);
+    // Receives so far, this one included: may skip numbers (see the module documentation of
+    // `sqs`), never goes down; a missing or unreadable count is taken as a first receive.
     let attempt = system_attribute(&message, &MessageSystemAttributeName::ApproximateReceiveCount)
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
