@@ -11,8 +11,6 @@
 #   6. the compose environment run as processes: smoke, orders to emails, own databases, the DLQ
 #      drill over SQS; the RabbitMQ profile; typos in the compose file fail it
 #
-# Tests marked waits_for (the healthcheck subcommand in 5, all of 6) need service features that are
-# not on main yet and are deselected until their marker is removed.
 # The bus conformance suite's SQS backend against LocalStack is scripts/check-localstack-conformance.sh.
 # Installs what it needs (tool virtualenvs, LocalStack), starts PostgreSQL, RabbitMQ, moto and
 # LocalStack if they do not run, and stops what it started. Anything unreachable fails the run.
@@ -49,4 +47,4 @@ trap cleanup EXIT
 
 step "pytest localstack/tests"
 WHARF_BIN_DIR="$bin_dir" WHARF_LOCALSTACK_ENDPOINT="$WHARF_LOCALSTACK_ENDPOINT" \
-  "$tools/python" -m pytest -p no:cacheprovider -q -rA -m "not waits_for" localstack/tests
+  "$tools/python" -m pytest -p no:cacheprovider -q -rA localstack/tests

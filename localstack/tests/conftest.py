@@ -49,10 +49,3 @@ def postgres_url() -> str:
 def amqp_url() -> str:
     return _required("WHARF_TEST_AMQP_URL")
 
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "waits_for(*features): needs service features that are not on main yet (named by their commit "
-        "subjects); scripts/check-localstack.sh deselects these until the marker is removed",
-    )

@@ -13,10 +13,6 @@ from stack import COMPOSE_FILE, NAMES, REPO, dotenv
 
 ORDERS = 5
 
-# Services read DATABASE_URL_SECRET / SQS_QUEUE_URL_SECRET, and compose's service_healthy runs the
-# images' HEALTHCHECK (`<binary> healthcheck`).
-pytestmark = pytest.mark.waits_for("runtime: secrets", "runtime: healthcheck")
-
 
 def drive(stack: ComposeRun, bus: str) -> dict:
     try:

@@ -119,7 +119,6 @@ def test_the_binary_serves_liveness_as_the_image_user_in_a_read_only_directory(b
     serve_as_image_user(bin_dir, image_root, service, healthcheck=False)
 
 
-@pytest.mark.waits_for("runtime: healthcheck")
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_the_image_healthcheck_passes_while_up_and_fails_when_nothing_answers(bin_dir, image_root, service):
     serve_as_image_user(bin_dir, image_root, service, healthcheck=True)
