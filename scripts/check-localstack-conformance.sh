@@ -11,4 +11,4 @@ trap cleanup EXIT
 
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
 WHARF_TEST_SQS_ENDPOINT="$WHARF_LOCALSTACK_ENDPOINT" \
-  cargo test -p wharf-bus --features integration --test conformance -- sqs::
+  cargo test --workspace --all-features --test conformance -- sqs::

@@ -36,8 +36,9 @@ step "compose-spec schema"
 "$tools/check-jsonschema" --builtin-schema vendor.compose-spec localstack/docker-compose.yml
 
 step "build the binaries"
-cargo build -q -p products -p orders -p notifications -p wharf
-bin_dir="$(cd "${CARGO_TARGET_DIR:-$PWD/target}/debug" && pwd)"
+# shellcheck source=scripts/lib/binaries.sh
+source scripts/lib/binaries.sh
+bin_dir="$(wharf_binaries)"
 
 step "PostgreSQL, RabbitMQ, moto and LocalStack (found or started)"
 eval "$(scripts/dev-services.sh up)"

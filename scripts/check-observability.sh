@@ -32,9 +32,9 @@ source scripts/lib/venv.sh
 venv=$(wharf_venv observability 3.11 'pytest==8.*' 'PyYAML==6.*' 'prometheus-client==0.26.*')
 
 echo "building the services for the live /metrics check"
-cargo build --quiet -p wharf
-WHARF_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug"
-WHARF_BIN_DIR=$(cd "$WHARF_BIN_DIR" && pwd)
+# shellcheck source=scripts/lib/binaries.sh
+source scripts/lib/binaries.sh
+WHARF_BIN_DIR="$(wharf_binaries)"
 export WHARF_BIN_DIR
 
 echo "dashboards, alerts, runbooks and live metrics"

@@ -40,8 +40,9 @@ echo "workflow schema (check-jsonschema vendor.github-workflows)"
 check-jsonschema --builtin-schema vendor.github-workflows "${workflows[@]}"
 
 # scripts/deploy.sh is tested with the real wharf smoke.
-cargo build -q -p wharf
-WHARF_BIN="$(cd "${CARGO_TARGET_DIR:-$PWD/target}/debug" && pwd)/wharf"
+# shellcheck source=scripts/lib/binaries.sh
+source scripts/lib/binaries.sh
+WHARF_BIN="$(wharf_binaries)/wharf"
 export WHARF_BIN
 
 python -m pytest -q -p no:cacheprovider .github/tests

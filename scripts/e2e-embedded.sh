@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -q -p wharf
-target="${CARGO_TARGET_DIR:-$PWD/target}"
-wharf="$(cd "$target/debug" && pwd)/wharf"
+# shellcheck source=scripts/lib/binaries.sh
+source scripts/lib/binaries.sh
+wharf="$(wharf_binaries)/wharf"
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 work=$(mktemp -d)

@@ -14,8 +14,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -q -p products -p orders -p notifications -p wharf
-bin="$(cd "${CARGO_TARGET_DIR:-$PWD/target}/debug" && pwd)"
+# shellcheck source=scripts/lib/binaries.sh
+source scripts/lib/binaries.sh
+bin="$(wharf_binaries)"
 eval "$(scripts/dev-services.sh up)"
 
 work=$(mktemp -d)
