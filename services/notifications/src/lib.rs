@@ -8,6 +8,7 @@
 //! ```
 
 pub mod admin;
+pub mod backlog;
 pub mod domain;
 pub mod order_events;
 pub mod routes;
@@ -24,6 +25,7 @@ use wharf_bus::{Bus, BusConfig, ConsumerOptions, QueueName, SubscribeOptions, co
 use wharf_edge::{Check, CheckOutcome, CheckStatus, Edge, ServiceName};
 use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, store_pool};
 
+use crate::backlog::BacklogStatus;
 use crate::order_events::OrderPlacedHandler;
 use crate::routes::NotificationsApi;
 use crate::sender::{SendJob, Sender, SenderConfig, parse_delay};
@@ -44,6 +46,8 @@ pub struct NotificationsConfig {
     pub prefetch: u16,
     /// `EVENT_RETRY_DELAY_MS`: wait before a failed event is delivered again.
     pub retry_delay: Duration,
+    /// `BACKLOG_MAX_AGE_SECS`: `/health` is degraded while a notification has waited longer.
+    pub backlog_max_age: Duration,
     /// `ADMIN_ENABLED`: mount `/admin/dlq` (off by default; `wharf up` turns it on).
     pub admin_enabled: bool,
     /// Registry name of the supervisor (tests vary it).
@@ -62,13 +66,27 @@ impl NotificationsConfig {
             sms_delay: env.parse("SEND_DELAY_SMS_MS", defaults.sms_delay.clone(), delay_rule, parse_delay),
             fail_pattern: env.string("SEND_FAIL_PATTERN", &defaults.fail_pattern),
             workers: env.integer("SENDERS", defaults.workers, 1..=10_000),
+            concurrency: env.integer("SEND_CONCURRENCY", defaults.concurrency, 1..=100_000),
             attempts: env.integer("SEND_ATTEMPTS", defaults.attempts, 1..=100),
             backoff: defaults.backoff,
         };
-        let prefetch = env.integer("CONSUMER_PREFETCH", 16, 1..=1000);
+        // Each event holds its prefetch slot until its email is Sent (ack after the effect), so
+        // the default matches the senders' concurrency: 2,048 slots keep ~800 emails/s flowing
+        // at the default 2–3 s mock delay.
+        let prefetch = env.integer("CONSUMER_PREFETCH", 2048, 1..=65_535);
+        let backlog_max_age = Duration::from_secs(env.integer("BACKLOG_MAX_AGE_SECS", 60, 1..=86_400));
         let retry_delay = Duration::from_millis(env.integer("EVENT_RETRY_DELAY_MS", 2000, 0..=3_600_000));
         let admin_enabled = env.boolean("ADMIN_ENABLED", false);
-        Self { service, bus, senders, prefetch, retry_delay, admin_enabled, actor_namespace: SERVICE.short.to_owned() }
+        Self {
+            service,
+            bus,
+            senders,
+            prefetch,
+            retry_delay,
+            backlog_max_age,
+            admin_enabled,
+            actor_namespace: SERVICE.short.to_owned(),
+        }
     }
 }
 
@@ -137,6 +155,7 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
                     correlation_id: stored.correlation_id,
                     attempts: config.senders.attempts,
                     final_on_failure: true,
+                    reply: None,
                 };
                 if let Err(err) = senders.submit(job) {
                     tracing::warn!(error = %err, "could not resubmit a pending notification; it stays Pending");
@@ -149,8 +168,11 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
         Err(err) => tracing::warn!(error = %err, "could not read pending notifications"),
     }
 
+    let backlog = BacklogStatus::register(edge.registry(), store.clone(), config.backlog_max_age);
+    backlog.clone().watch();
     let edge = edge
         .check(db.clone())
+        .check(backlog)
         .check(BusCheck { bus: bus.clone(), queue: config.bus.queue.clone() })
         .supervisor(supervisor.clone())
         .openapi(routes::ApiDoc::openapi());

@@ -15,7 +15,7 @@ use wharf_contact::EmailAddress;
 use wharf_events::OrderPlaced;
 
 use crate::domain::{Channel, DeliveryStatus, MessageText, NewNotification, Recipient};
-use crate::sender::{SendJob, Sender};
+use crate::sender::{Reply, SendJob, Sender};
 use crate::store::NotificationStore;
 
 /// Turns OrderPlaced events into delivered confirmation emails.
@@ -87,6 +87,7 @@ impl Handler for OrderPlacedHandler {
             attempt = context.attempt,
             "delivering order confirmation"
         );
+        let (reply, delivered) = Reply::channel();
         let job = SendJob {
             notification: stored.notification,
             correlation_id: stored.correlation_id,
@@ -94,9 +95,16 @@ impl Handler for OrderPlacedHandler {
             attempts: 1,
             // On the bus's last attempt a failure is final: the event goes to the DLQ.
             final_on_failure: context.is_last_attempt(),
+            reply: Some(reply),
         };
+        // Started by a sender, then delivered on its own task: the event is acked only once the
+        // notification is Sent.
         match self.senders.call(job).await {
-            Ok(Ok(())) => Outcome::Ack,
+            Ok(Ok(())) => match delivered.await {
+                Ok(Ok(())) => Outcome::Ack,
+                Ok(Err(err)) => Outcome::retry(self.retry_delay, err.to_string()),
+                Err(_) => Outcome::retry(self.retry_delay, "the delivery ended without an outcome"),
+            },
             Ok(Err(err)) => Outcome::retry(self.retry_delay, err.to_string()),
             Err(err) => Outcome::retry(self.retry_delay, format!("sender pool: {err}")),
         }

@@ -119,6 +119,7 @@ async fn send(api: NotificationsApi, body: Value) -> Result<Response, Infallible
                 correlation_id: correlation,
                 attempts: api.attempts,
                 final_on_failure: true,
+                reply: None,
             };
             if let Err(err) = api.senders.submit(job) {
                 // Not accepted after all: remove the row rather than leave a send nobody will make.

@@ -1,19 +1,29 @@
-//! The sender pool: supervised workers that deliver notifications (`notifications/senders`,
-//! workers `notifications/senders/0…`).
+//! The sender pool: supervised workers that start deliveries (`notifications/senders`, workers
+//! `notifications/senders/0…`).
 //!
 //! Delivery is a mock — it takes a configurable time per channel and fails for recipients that
 //! match `SEND_FAIL_PATTERN` — so that every path (success, retry, give up, dead letter) can be
-//! exercised end to end without code changes. A job is redelivered to another worker when its
-//! worker dies mid-send: the row is still Pending, and a Sent row is never sent again (the store
-//! only moves Pending → Sent).
+//! exercised end to end without code changes.
+//!
+//! A delivery mostly waits (on the provider, here a timer), so it must not hold a worker while it
+//! does: a worker takes one of `SEND_CONCURRENCY` in-flight permits — waiting for one is the
+//! backpressure that reaches the consumer's prefetch, never an unbounded queue — and hands the
+//! delivery to its own task, which reports the outcome to whoever waits for it (the event handler,
+//! before it acks). A job is redelivered to another worker when its worker dies before the
+//! delivery started; once started, a delivery no longer depends on the worker. A Sent row is never
+//! sent again (the store only moves Pending → Sent), and an interrupted delivery leaves its row
+//! Pending: direct sends are resumed at start-up, events come back from the bus unacked.
 
 use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use wharf_actors::Worker;
 
 use crate::domain::{Channel, Notification};
@@ -28,8 +38,10 @@ pub struct SenderConfig {
     pub sms_delay: RangeInclusive<u64>,
     /// `SEND_FAIL_PATTERN`: recipients matching this glob always fail.
     pub fail_pattern: String,
-    /// `SENDERS`: workers (deliveries in flight at once).
+    /// `SENDERS`: workers that start deliveries (each waits for an in-flight permit).
     pub workers: usize,
+    /// `SEND_CONCURRENCY`: deliveries under way at once, across all workers.
+    pub concurrency: usize,
     /// `SEND_ATTEMPTS`: attempts of a direct send before it is Failed.
     pub attempts: u32,
     /// First wait between attempts; doubles.
@@ -42,7 +54,9 @@ impl Default for SenderConfig {
             email_delay: 2000..=3000,
             sms_delay: 1000..=2000,
             fail_pattern: "*@fail.test".into(),
-            workers: 16,
+            workers: 4,
+            // The default mock email takes 2–3 s: 2,048 in flight deliver ~800 emails/s.
+            concurrency: 2048,
             attempts: 3,
             backoff: Duration::from_millis(200),
         }
@@ -60,6 +74,30 @@ pub struct SendJob {
     /// Mark the notification Failed when the attempts are used up (direct sends). Event
     /// deliveries leave that to the event handler, which knows whether the bus will retry.
     pub final_on_failure: bool,
+    /// Who waits for the outcome (`None`: nobody, a direct send).
+    pub reply: Option<Reply>,
+}
+
+/// A delivery's outcome, as its waiter receives it.
+pub type Delivered = Result<(), SendError>;
+
+/// Where a delivery reports its outcome once; shared by the copies of a redelivered job.
+#[derive(Debug, Clone, Default)]
+pub struct Reply(Arc<Mutex<Option<oneshot::Sender<Delivered>>>>);
+
+impl Reply {
+    /// A reply slot and the receiver its outcome arrives on.
+    pub fn channel() -> (Self, oneshot::Receiver<Delivered>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(Arc::new(Mutex::new(Some(tx)))), rx)
+    }
+
+    fn send(&self, outcome: Delivered) {
+        if let Some(tx) = self.0.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            // The waiter may have given up (its event was redelivered elsewhere): nothing to do.
+            let _ = tx.send(outcome);
+        }
+    }
 }
 
 /// Why a delivery did not happen.
@@ -71,6 +109,9 @@ pub enum SendError {
     /// The outcome could not be recorded.
     #[error("could not record the delivery: {0}")]
     Store(String),
+    /// The sender stopped before the delivery started.
+    #[error("the sender is not accepting deliveries")]
+    Stopped,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -79,22 +120,38 @@ struct AttemptLabels {
     outcome: &'static str,
 }
 
-/// The senders' work.
 #[derive(Debug)]
 pub struct Sender {
+    delivery: Arc<Delivery>,
+    in_flight: Arc<Semaphore>,
+}
+
+/// What a started delivery needs, shared by every delivery task.
+#[derive(Debug)]
+struct Delivery {
     store: NotificationStore,
     config: SenderConfig,
     attempts: Family<AttemptLabels, Counter>,
+    in_flight: Gauge,
 }
 
 impl Sender {
-    /// Senders over `store`; registers `notifications_send_attempts_total{channel,outcome}`.
+    /// Senders over `store`; registers `notification_send_attempts_total{channel,outcome}` and
+    /// `sender_in_flight`.
     pub fn new(store: NotificationStore, config: SenderConfig, registry: &mut Registry) -> Self {
         let attempts = Family::default();
         registry.register("notification_send_attempts", "Delivery attempts by channel and outcome", attempts.clone());
-        Self { store, config, attempts }
+        let in_flight = Gauge::default();
+        registry.register("sender_in_flight", "Deliveries under way (at most SEND_CONCURRENCY)", in_flight.clone());
+        let permits = config.concurrency.max(1);
+        Self {
+            delivery: Arc::new(Delivery { store, config, attempts, in_flight }),
+            in_flight: Arc::new(Semaphore::new(permits)),
+        }
     }
+}
 
+impl Delivery {
     fn delay(&self, channel: Channel) -> Duration {
         let range = match channel {
             Channel::Email => &self.config.email_delay,
@@ -123,7 +180,38 @@ impl Worker for Sender {
         Ok(())
     }
 
+    /// Starts the delivery once a permit is free and returns: the outcome goes to the job's reply.
     async fn perform(&self, (): &mut (), job: &SendJob) -> Self::Output {
+        let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else {
+            // The semaphore is never closed; if it were, the job is not lost: its caller retries.
+            return Err(SendError::Stopped);
+        };
+        let delivery = Arc::clone(&self.delivery);
+        let job = job.clone();
+        tokio::spawn(async move {
+            let outcome = delivery.deliver(&job, permit).await;
+            if let Some(reply) = &job.reply {
+                reply.send(outcome);
+            }
+        });
+        Ok(())
+    }
+
+    fn redeliver_on_death(&self, _job: &SendJob) -> bool {
+        true
+    }
+}
+
+impl Delivery {
+    /// Every attempt of one delivery, holding an in-flight permit throughout.
+    async fn deliver(&self, job: &SendJob, _permit: OwnedSemaphorePermit) -> Result<(), SendError> {
+        self.in_flight.inc();
+        let outcome = self.attempts_of(job).await;
+        self.in_flight.dec();
+        outcome
+    }
+
+    async fn attempts_of(&self, job: &SendJob) -> Result<(), SendError> {
         let notification = &job.notification;
         let channel = notification.channel.as_str();
         let mut backoff = self.config.backoff;
@@ -167,10 +255,6 @@ impl Worker for Sender {
             }
         }
         Ok(())
-    }
-
-    fn redeliver_on_death(&self, _job: &SendJob) -> bool {
-        true
     }
 }
 

@@ -3,6 +3,8 @@
 //! written in one transaction, so a redelivered event finds its notification instead of making
 //! a second one.
 
+use std::time::Duration;
+
 use sqlx::FromRow;
 use time::OffsetDateTime;
 use wharf_edge::Page;
@@ -64,6 +66,15 @@ impl Row {
 }
 
 /// Which notifications a list returns.
+/// What is waiting to be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Notifications still Pending.
+    pub unsent: i64,
+    /// How long the oldest of them has waited (`None` when there is none).
+    pub oldest: Option<Duration>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     /// Only this recipient (as stored: normalised).
@@ -224,6 +235,16 @@ impl NotificationStore {
         );
         let rows = on_database!(&self.db, |pool| sqlx::query_as::<_, Row>(SQL).bind(limit).fetch_all(pool).await)?;
         rows.into_iter().map(Row::into_stored).collect()
+    }
+
+    /// Notifications not yet delivered, and how long the oldest of them has waited: the backlog
+    /// between an accepted order (or send) and its email.
+    pub async fn backlog(&self) -> Result<Backlog, StoreError> {
+        const SQL: &str = "SELECT count(*), min(created_at) FROM notifications WHERE status = 'Pending'";
+        let (unsent, oldest): (i64, Option<OffsetDateTime>) =
+            on_database!(&self.db, |pool| sqlx::query_as(SQL).fetch_one(pool).await)?;
+        let oldest = oldest.map(|at| Duration::try_from(OffsetDateTime::now_utc() - at).unwrap_or_default());
+        Ok(Backlog { unsent, oldest })
     }
 
     /// Removes a notification that was never handed to a sender (the pool refused it).
