@@ -4,20 +4,61 @@
 //! the three binaries, a compose stack or an ALB / ingress (`--base-url`, which routes
 //! `/api/products*`, `/api/orders*` and `/api/notifications*` to their services).
 
-use std::time::Duration;
-
-/// Where each service answers under `wharf up`, and the variable that says otherwise.
+/// Where products answers under `wharf up`.
 pub const PRODUCTS_URL: &str = "http://127.0.0.1:5000";
-/// See [`PRODUCTS_URL`].
+/// Names products' URL for every command, so one `export` points them all elsewhere.
 pub const PRODUCTS_URL_VARIABLE: &str = "WHARF_PRODUCTS_URL";
-/// See [`PRODUCTS_URL`].
+/// Where orders answers under `wharf up`.
 pub const ORDERS_URL: &str = "http://127.0.0.1:5001";
-/// See [`PRODUCTS_URL`].
+/// Names orders' URL for every command, so one `export` points them all elsewhere.
 pub const ORDERS_URL_VARIABLE: &str = "WHARF_ORDERS_URL";
-/// See [`PRODUCTS_URL`].
+/// Where notifications answers under `wharf up`.
 pub const NOTIFICATIONS_URL: &str = "http://127.0.0.1:5002";
-/// See [`PRODUCTS_URL`].
+/// Names notifications' URL for every command, so one `export` points them all elsewhere.
 pub const NOTIFICATIONS_URL_VARIABLE: &str = "WHARF_NOTIFICATIONS_URL";
+
+/// One of the platform's three services: what the commands name, address and check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Service {
+    /// The products service (port 5000 under `wharf up`).
+    Products,
+    /// The orders service (port 5001).
+    Orders,
+    /// The notifications service (port 5002).
+    Notifications,
+}
+
+impl Service {
+    /// All three, in the order the platform's data flows (a product, its order, the email).
+    pub const ALL: [Self; 3] = [Self::Products, Self::Orders, Self::Notifications];
+
+    /// How the output names it; also its segment of the API (`/api/<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Products => "products",
+            Self::Orders => "orders",
+            Self::Notifications => "notifications",
+        }
+    }
+
+    /// The variable that names its URL, shared by every command.
+    pub fn url_variable(self) -> &'static str {
+        match self {
+            Self::Products => PRODUCTS_URL_VARIABLE,
+            Self::Orders => ORDERS_URL_VARIABLE,
+            Self::Notifications => NOTIFICATIONS_URL_VARIABLE,
+        }
+    }
+
+    /// Its address under `wharf up`, used when nothing says otherwise.
+    pub fn local_url(self) -> &'static str {
+        match self {
+            Self::Products => PRODUCTS_URL,
+            Self::Orders => ORDERS_URL,
+            Self::Notifications => NOTIFICATIONS_URL,
+        }
+    }
+}
 
 /// The service URL options shared by the commands that drive a deployment.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,19 +80,30 @@ pub struct TargetArgs {
 /// Resolved base URLs, without a trailing slash.
 #[derive(Debug, Clone)]
 pub struct Targets {
-    /// Base URL of products.
+    /// Where products answers (`/api/products*`, `/health`).
     pub products: String,
-    /// Base URL of orders.
+    /// Where orders answers (`/api/orders*`, `/health`).
     pub orders: String,
-    /// Base URL of notifications.
+    /// Where notifications answers (`/api/notifications*`, `/health`).
     pub notifications: String,
     /// Whether the three share one path-routed base URL: only `/api/*` is routed to a service
     /// there, so per-service endpoints such as `/health` are not reachable through it.
     pub path_routed: bool,
 }
 
+impl Targets {
+    /// Where `service` answers.
+    pub fn base(&self, service: Service) -> &str {
+        match service {
+            Service::Products => &self.products,
+            Service::Orders => &self.orders,
+            Service::Notifications => &self.notifications,
+        }
+    }
+}
+
 impl TargetArgs {
-    /// The URLs these options name.
+    /// The URLs these options name; `--base-url` wins over the three per-service ones.
     pub fn resolve(&self) -> Targets {
         let trim = |url: &str| url.trim_end_matches('/').to_owned();
         match &self.base_url {
@@ -66,15 +118,4 @@ impl TargetArgs {
             },
         }
     }
-}
-
-/// An HTTP client for the commands: bounded time per request, HTTPS for ALB URLs.
-pub fn client(timeout: Duration, max_idle_per_host: usize) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .pool_max_idle_per_host(max_idle_per_host)
-        .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|err| format!("cannot build an HTTP client: {err}"))
 }
