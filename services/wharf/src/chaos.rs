@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 
 use crate::client::{ArmedFaults, ChaosAdmin, ChaosState, Client, ClientOptions, FaultPlan};
 use crate::duration;
-use crate::targets::Service;
+use crate::targets::{AccessArgs, Service};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -84,6 +84,8 @@ struct Target {
     /// How long to wait for the service to answer: 10s, 500ms, 1m…
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse_positive)]
     timeout: Duration,
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 #[derive(Debug, Args)]
@@ -213,7 +215,7 @@ impl Admin {
             }
             (None, None) => return Err(Refusal::Usage("give --service or --url".to_owned())),
         };
-        let options = ClientOptions { timeout: target.timeout, connections: 1 };
+        let options = ClientOptions { timeout: target.timeout, connections: 1, token: target.access.token.clone() };
         let client = Client::new(&options).map_err(|err| Refusal::Failed(err.to_string()))?;
         Ok(Self { label, routes: ChaosAdmin::new(client, &base) })
     }

@@ -8,6 +8,9 @@
 //! - [`ChaosAdmin`] (`chaos.rs`) and [`DeadLetterAdmin`] (`dead_letters.rs`): one service's
 //!   `/admin/chaos/*` and notifications' `/admin/dlq*`, operator routes that are mounted only on
 //!   request (`admin.rs`).
+//!
+//! A bearer token, when given, is set once here as a default header, so every request any of them
+//! sends — the load's included — carries it, and none can forget it.
 
 mod admin;
 mod api;
@@ -16,10 +19,11 @@ mod dead_letters;
 mod error;
 mod resources;
 mod routes;
+mod token;
 
 use std::time::Duration;
 
-use reqwest::header::HeaderName;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -29,6 +33,7 @@ pub use dead_letters::DeadLetterAdmin;
 pub use error::ApiError;
 pub use resources::{Health, NewOrder, NewProduct, Notification, NotificationQuery, Order, Product};
 pub use routes::Routes;
+pub use token::BearerToken;
 
 /// Names one request in every service's logs; the edge echoes it back.
 pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -42,10 +47,12 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Idle connections kept per host: the load keeps one per virtual user so none reconnects.
     pub connections: usize,
+    /// Sent on every request when set.
+    pub token: Option<BearerToken>,
 }
 
-/// An HTTP client for the commands: bounded time per request, HTTPS for ALB URLs. Cheap to
-/// clone: clones share one connection pool.
+/// An HTTP client for the commands: bounded time per request, HTTPS for ALB URLs, the token on
+/// every request. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -94,10 +101,15 @@ impl Answer {
 impl Client {
     /// A client with these options.
     pub fn new(options: &ClientOptions) -> Result<Self, ApiError> {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = &options.token {
+            headers.insert(AUTHORIZATION, token.header());
+        }
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(options.connections)
+            .default_headers(headers)
             .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ApiError::Setup)?;
@@ -105,7 +117,7 @@ impl Client {
     }
 
     /// The underlying client, for a hot path that measures raw answers (the load): the requests
-    /// it builds share the pool and the time limits.
+    /// it builds still carry the token.
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }
@@ -183,8 +195,9 @@ mod tests {
         (url, seen)
     }
 
-    fn client() -> Client {
-        Client::new(&ClientOptions { timeout: Duration::from_secs(5), connections: 1 }).unwrap()
+    fn client(token: Option<&str>) -> Client {
+        let token = token.map(|token| BearerToken::parse(token).unwrap());
+        Client::new(&ClientOptions { timeout: Duration::from_secs(5), connections: 1, token }).unwrap()
     }
 
     fn targets(url: &str) -> Targets {
@@ -192,9 +205,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_set_once_rides_on_every_request_of_every_audience() {
+        let (url, seen) = deployment().await;
+        let client = client(Some("eyJ.abc.def"));
+        let api = Api::new(client.clone(), targets(&url)).unwrap();
+        api.health(Service::Products).await.unwrap();
+        let product = api.create_product(&NewProduct::new("lamp".into(), 1.0, 3, "test")).await.unwrap();
+        api.place_order(&NewOrder { product_id: product.id, quantity: 1, customer_email: "a@b.test" }, "k-1")
+            .await
+            .unwrap();
+        api.notifications(&NotificationQuery::of("a@b.test")).await.unwrap();
+        api.delete_product(product.id).await.unwrap();
+        ChaosAdmin::new(client.clone(), &url).state().await.unwrap();
+        assert_eq!(DeadLetterAdmin::new(client.clone(), &url).replay(&Replay::All).await.unwrap(), 2);
+        // The load's hot path builds its requests on the same client.
+        client.http().get(api.routes().product(7).unwrap()).send().await.unwrap();
+
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        for (request, authorization) in seen.iter() {
+            assert_eq!(authorization.as_deref(), Some("Bearer eyJ.abc.def"), "{request}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_token_no_authorization_is_sent() {
+        let (url, seen) = deployment().await;
+        let api = Api::new(client(None), targets(&url)).unwrap();
+        api.health(Service::Products).await.unwrap();
+        assert_eq!(seen.lock().unwrap().as_slice(), [("GET /health".to_owned(), None)]);
+    }
+
+    #[tokio::test]
     async fn refusals_unreadable_answers_and_silence_are_one_error_type_saying_why() {
         let (url, _) = deployment().await;
-        let client = client();
+        let client = client(None);
         let api = Api::new(client.clone(), targets(&url)).unwrap();
 
         let missing = api.product(404).await.unwrap_err();

@@ -18,6 +18,7 @@ use serde_json::Value;
 use wharf_bus::{Bus, BusConfig, QueueName, Replay};
 
 use crate::client::{ApiError, Client, ClientOptions, DeadLetterAdmin};
+use crate::targets::AccessArgs;
 
 /// Options of `wharf dlq`.
 #[derive(Debug, Args)]
@@ -84,6 +85,9 @@ struct Source {
     /// For `sqs`: the main queue's URL; otherwise resolved from --queue.
     #[arg(long, env = "SQS_QUEUE_URL")]
     sqs_queue_url: Option<String>,
+    // For `memory`: the notifications service may ask for a token like the rest of the API.
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 /// Where the operations go.
@@ -98,7 +102,8 @@ impl Source {
     async fn open(&self) -> Result<Target, String> {
         let queue = QueueName::parse(&self.queue).map_err(|e| format!("invalid --queue {:?}: {e}", self.queue))?;
         if self.bus.eq_ignore_ascii_case("memory") {
-            let options = ClientOptions { timeout: Duration::from_secs(30), connections: 1 };
+            let options =
+                ClientOptions { timeout: Duration::from_secs(30), connections: 1, token: self.access.token.clone() };
             let client = Client::new(&options).map_err(|err| err.to_string())?;
             return Ok(Target::Admin(DeadLetterAdmin::new(client, &self.notifications)));
         }

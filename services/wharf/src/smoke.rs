@@ -159,7 +159,7 @@ pub async fn run(args: SmokeArgs) -> ExitCode {
     let correlation_id = format!("smoke-{}", uuid::Uuid::new_v4());
     let targets = args.targets.resolve();
     let path_routed = targets.path_routed;
-    let options = ClientOptions { timeout: Duration::from_secs(15), connections: 4 };
+    let options = ClientOptions { timeout: Duration::from_secs(15), connections: 4, token: args.targets.access.token };
     let api = Client::new(&options).and_then(|client| Api::new(client, targets)).map_err(|err| err.to_string());
     let api = api.and_then(|api| match HeaderValue::from_str(&correlation_id) {
         Ok(id) => Ok(api.correlated(id)),

@@ -1,8 +1,11 @@
-//! Where a deployment's three services answer: one URL each, or one base URL with path routing.
+//! Where a deployment's three services answer: one URL each, or one base URL with path routing;
+//! and the bearer token they may ask for.
 //!
 //! `smoke` and `load` speak only the public HTTP API, so they work the same against `wharf up`,
 //! the three binaries, a compose stack or an ALB / ingress (`--base-url`, which routes
 //! `/api/products*`, `/api/orders*` and `/api/notifications*` to their services).
+
+use crate::client::BearerToken;
 
 /// Where products answers under `wharf up`.
 pub const PRODUCTS_URL: &str = "http://127.0.0.1:5000";
@@ -75,6 +78,18 @@ pub struct TargetArgs {
     /// One base URL for all three, routed by path (an ingress / ALB); overrides the three above.
     #[arg(long, env = "WHARF_BASE_URL")]
     pub base_url: Option<String>,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+/// How the commands prove who they are to a deployment that checks (JWT auth at its edge).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessArgs {
+    /// A bearer token for deployments with JWT auth: every request to the services then carries
+    /// `Authorization: Bearer <TOKEN>`. The token is never printed; prefer the variable to the
+    /// flag, which other users of the machine can see in the process list.
+    #[arg(long, value_name = "TOKEN", env = "WHARF_TOKEN", hide_env_values = true, value_parser = BearerToken::parse)]
+    pub token: Option<BearerToken>,
 }
 
 /// Resolved base URLs, without a trailing slash.

@@ -205,7 +205,11 @@ pub async fn run(args: LoadArgs) -> ExitCode {
         }
     };
     // One pool for the whole run, sized so every virtual user keeps its connection.
-    let options = ClientOptions { timeout: args.timeout, connections: args.users as usize + 4 };
+    let options = ClientOptions {
+        timeout: args.timeout,
+        connections: args.users as usize + 4,
+        token: args.targets.access.token.clone(),
+    };
     let api = match Client::new(&options).and_then(|client| Api::new(client, args.targets.resolve())) {
         Ok(api) => api.correlated(correlation_id.clone()),
         Err(err) => {

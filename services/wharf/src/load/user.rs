@@ -30,7 +30,7 @@ const KNOWN_NOTIFICATIONS: usize = 20;
 /// routes, so the hot path only clones a URL and a body.
 #[derive(Debug)]
 struct Plan {
-    /// The run's client: one pool, the run's time limit.
+    /// The run's client: its requests carry the token, if any.
     http: reqwest::Client,
     /// For `/api/notifications/{id}` of the notifications the users learn about.
     routes: Routes,
