@@ -29,7 +29,6 @@ Examples:
 The service must run with CHAOS_ENABLED=true (`CHAOS_ENABLED=true wharf up` enables all three).
 Latency and errors apply to /api/* by default and never to /health*, /metrics or /admin/*.";
 
-/// Options of `wharf chaos`.
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES, subcommand_required = true, arg_required_else_help = true)]
 pub struct ChaosArgs {
@@ -149,7 +148,7 @@ struct UnreadyArgs {
     duration_secs: u64,
 }
 
-/// Runs `wharf chaos`.
+/// Sends the one order the subcommand names: exit 0 done, 1 refused or unreachable, 2 bad flags.
 pub async fn run(args: ChaosArgs) -> ExitCode {
     let target = match &args.action {
         Action::Status(target) | Action::Ready(target) | Action::Clear(target) => target,

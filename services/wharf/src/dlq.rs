@@ -20,7 +20,6 @@ use wharf_bus::{Bus, BusConfig, QueueName, Replay};
 use crate::client::{ApiError, Client, ClientOptions, DeadLetterAdmin};
 use crate::targets::AccessArgs;
 
-/// Options of `wharf dlq`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   wharf dlq list                                   # `wharf up` (memory bus, via /admin/dlq)
@@ -217,7 +216,7 @@ fn print_table(listing: &Value) {
     }
 }
 
-/// Runs `wharf dlq`.
+/// Lists, replays or purges; a replay of ids that matched nothing fails, as they are most likely typos.
 pub async fn run(args: DlqArgs) -> ExitCode {
     let source = match &args.action {
         Action::List { source, .. } | Action::Replay { source, .. } | Action::Purge { source, .. } => source,

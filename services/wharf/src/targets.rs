@@ -66,13 +66,13 @@ impl Service {
 /// The service URL options shared by the commands that drive a deployment.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
-    /// The products service.
+    /// Base URL of the products service.
     #[arg(long, env = PRODUCTS_URL_VARIABLE, default_value = PRODUCTS_URL)]
     pub products: String,
-    /// The orders service.
+    /// Base URL of the orders service.
     #[arg(long, env = ORDERS_URL_VARIABLE, default_value = ORDERS_URL)]
     pub orders: String,
-    /// The notifications service.
+    /// Base URL of the notifications service.
     #[arg(long, env = NOTIFICATIONS_URL_VARIABLE, default_value = NOTIFICATIONS_URL)]
     pub notifications: String,
     /// One base URL for all three, routed by path (an ingress / ALB); overrides the three above.

@@ -91,7 +91,6 @@ threshold (--max-errors, --require-notified) was not met; 2 bad options.",
     examples!()
 );
 
-/// Options of `wharf load`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES, after_long_help = LONG_HELP)]
 pub struct LoadArgs {
@@ -187,7 +186,7 @@ impl LoadArgs {
     }
 }
 
-/// Runs `wharf load`.
+/// Takes a run through set-up, load, delivery and tidy-up; the exit code comes from the thresholds.
 pub async fn run(args: LoadArgs) -> ExitCode {
     if let Err(message) = args.check() {
         eprintln!("error: {message}\n\nFor more information, try '--help'.");
