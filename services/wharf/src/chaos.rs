@@ -11,12 +11,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
-use reqwest::Method;
-use serde_json::{Value, json};
-use wharf_runtime::error_chain;
+use clap::{Args, Subcommand};
 
-use crate::{duration, targets};
+use crate::client::{ArmedFaults, ChaosAdmin, ChaosState, Client, ClientOptions, FaultPlan};
+use crate::duration;
+use crate::targets::{AccessArgs, Service};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -30,7 +29,6 @@ Examples:
 The service must run with CHAOS_ENABLED=true (`CHAOS_ENABLED=true wharf up` enables all three).
 Latency and errors apply to /api/* by default and never to /health*, /metrics or /admin/*.";
 
-/// Options of `wharf chaos`.
 #[derive(Debug, Args)]
 #[command(after_help = EXAMPLES, subcommand_required = true, arg_required_else_help = true)]
 pub struct ChaosArgs {
@@ -85,43 +83,8 @@ struct Target {
     /// How long to wait for the service to answer: 10s, 500ms, 1m…
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration::parse_positive)]
     timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Service {
-    /// The products service (port 5000 under `wharf up`).
-    Products,
-    /// The orders service (port 5001).
-    Orders,
-    /// The notifications service (port 5002).
-    Notifications,
-}
-
-impl Service {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Products => "products",
-            Self::Orders => "orders",
-            Self::Notifications => "notifications",
-        }
-    }
-
-    /// The variable that names its URL, as for `smoke` and `load`.
-    fn url_variable(self) -> &'static str {
-        match self {
-            Self::Products => targets::PRODUCTS_URL_VARIABLE,
-            Self::Orders => targets::ORDERS_URL_VARIABLE,
-            Self::Notifications => targets::NOTIFICATIONS_URL_VARIABLE,
-        }
-    }
-
-    fn local_url(self) -> &'static str {
-        match self {
-            Self::Products => targets::PRODUCTS_URL,
-            Self::Orders => targets::ORDERS_URL,
-            Self::Notifications => targets::NOTIFICATIONS_URL,
-        }
-    }
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 #[derive(Debug, Args)]
@@ -185,7 +148,7 @@ struct UnreadyArgs {
     duration_secs: u64,
 }
 
-/// Runs `wharf chaos`.
+/// Sends the one order the subcommand names: exit 0 done, 1 refused or unreachable, 2 bad flags.
 pub async fn run(args: ChaosArgs) -> ExitCode {
     let target = match &args.action {
         Action::Status(target) | Action::Ready(target) | Action::Clear(target) => target,
@@ -220,20 +183,19 @@ pub async fn run(args: ChaosArgs) -> ExitCode {
     }
 }
 
+/// Why the command stopped before it sent anything.
 enum Refusal {
-    /// Exit 2.
+    /// The flags or the environment are wrong: exit 2.
     Usage(String),
-    /// Exit 1.
+    /// The client could not be set up: exit 1.
     Failed(String),
 }
 
-/// One service's `/admin/chaos` routes.
+/// The service a chaos order goes to, and how the output names it.
 struct Admin {
-    /// How the output names the service: `orders`, or the URL when only `--url` was given.
+    /// `orders`, or the URL when only `--url` was given.
     label: String,
-    /// Base URL without a trailing slash.
-    base: String,
-    client: reqwest::Client,
+    routes: ChaosAdmin,
 }
 
 impl Admin {
@@ -252,26 +214,22 @@ impl Admin {
             }
             (None, None) => return Err(Refusal::Usage("give --service or --url".to_owned())),
         };
-        let client = targets::client(target.timeout, 1).map_err(Refusal::Failed)?;
-        Ok(Self { label, base: base.trim_end_matches('/').to_owned(), client })
+        let options = ClientOptions { timeout: target.timeout, connections: 1, token: target.access.token.clone() };
+        let client = Client::new(&options).map_err(|err| Refusal::Failed(err.to_string()))?;
+        Ok(Self { label, routes: ChaosAdmin::new(client, &base) })
     }
 
     async fn act(&self, action: Action) -> Result<(), String> {
         match action {
             Action::Status(_) => {
-                let state = self.send(Method::GET, "/admin/chaos", None).await?;
+                let state = self.routes.state().await.map_err(|err| err.to_string())?;
                 print!("{}", self.render(&state));
             }
             Action::Kill(kill) => self.kill(kill).await?,
             Action::Latency(latency) => {
                 let window = latency.window;
-                let plan = json!({
-                    "latencyMs": latency.ms,
-                    "latencyJitterMs": latency.jitter_ms,
-                    "durationSecs": window.duration_secs,
-                    "pathPrefix": window.path_prefix,
-                });
-                self.send(Method::POST, "/admin/chaos/faults", Some(plan)).await?;
+                let plan = FaultPlan::latency(latency.ms, latency.jitter_ms, window.duration_secs, &window.path_prefix);
+                self.routes.arm(&plan).await.map_err(|err| err.to_string())?;
                 let jitter = if latency.jitter_ms > 0 { format!("±{}", latency.jitter_ms) } else { String::new() };
                 println!(
                     "{}: latency {}{jitter} ms on {} for {}",
@@ -283,13 +241,8 @@ impl Admin {
             }
             Action::Errors(errors) => {
                 let window = errors.window;
-                let plan = json!({
-                    "errorRate": errors.rate,
-                    "errorStatus": errors.status,
-                    "durationSecs": window.duration_secs,
-                    "pathPrefix": window.path_prefix,
-                });
-                self.send(Method::POST, "/admin/chaos/faults", Some(plan)).await?;
+                let plan = FaultPlan::errors(errors.rate, errors.status, window.duration_secs, &window.path_prefix);
+                self.routes.arm(&plan).await.map_err(|err| err.to_string())?;
                 println!(
                     "{}: errors {}% → {} on {} for {}",
                     self.label,
@@ -300,8 +253,7 @@ impl Admin {
                 );
             }
             Action::Unready(unready) => {
-                let order = json!({ "ready": false, "durationSecs": unready.duration_secs });
-                self.send(Method::POST, "/admin/chaos/readiness", Some(order)).await?;
+                self.routes.force_unready(unready.duration_secs).await.map_err(|err| err.to_string())?;
                 println!(
                     "{}: readiness forced to 503 for {} (liveness untouched)",
                     self.label,
@@ -309,12 +261,12 @@ impl Admin {
                 );
             }
             Action::Ready(_) => {
-                self.send(Method::POST, "/admin/chaos/readiness", Some(json!({ "ready": true }))).await?;
+                self.routes.restore_readiness().await.map_err(|err| err.to_string())?;
                 println!("{}: readiness restored", self.label);
             }
             Action::Clear(_) => {
-                self.send(Method::DELETE, "/admin/chaos/faults", None).await?;
-                self.send(Method::POST, "/admin/chaos/readiness", Some(json!({ "ready": true }))).await?;
+                self.routes.disarm().await.map_err(|err| err.to_string())?;
+                self.routes.restore_readiness().await.map_err(|err| err.to_string())?;
                 println!("{}: latency and errors cleared, readiness restored", self.label);
             }
         }
@@ -323,8 +275,7 @@ impl Admin {
 
     async fn kill(&self, kill: KillArgs) -> Result<(), String> {
         // Asking first gives a clear answer for an unknown name, and for routes not mounted.
-        let listed = self.send(Method::GET, "/admin/chaos/actors", None).await?;
-        let actors: Vec<String> = strings(&listed["actors"]).collect();
+        let actors = self.routes.actors().await.map_err(|err| err.to_string())?;
         let victims: Vec<String> = match (kill.actor, kill.all_matching) {
             (Some(actor), _) if actors.contains(&actor) => vec![actor],
             (Some(actor), _) => {
@@ -337,100 +288,45 @@ impl Admin {
             return Err("no killable actor's name starts with that prefix; `wharf chaos status` lists them".to_owned());
         }
         for actor in victims {
-            self.send(Method::POST, "/admin/chaos/kill", Some(json!({ "actor": actor }))).await?;
+            self.routes.kill(&actor).await.map_err(|err| err.to_string())?;
             println!("{}: killed {actor}; its supervisor restarts it", self.label);
         }
         Ok(())
     }
 
-    /// Sends one order; the answer's JSON, or a sentence saying why there is none.
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.client.request(method, &url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| format!("cannot reach {url}: {} (is it running?)", error_chain(&err)))?;
-        let status = response.status();
-        let text =
-            response.text().await.map_err(|err| format!("{url}: the answer broke off: {}", error_chain(&err)))?;
-        let body: Option<Value> = serde_json::from_str(&text).ok();
-        if status.is_success() {
-            return body.ok_or_else(|| format!("{url} answered {status} with a body that is not JSON"));
-        }
-        let problem = body.unwrap_or(Value::Null);
-        // A 404 from the router itself (`about:blank`) means the routes are not mounted; a
-        // `not-found` problem is the chaos route answering about an actor.
-        if status == reqwest::StatusCode::NOT_FOUND && problem["type"] != "urn:wharf:problem:not-found" {
-            return Err(format!(
-                "{} has no /admin/chaos routes (404): start the service with CHAOS_ENABLED=true",
-                self.base
-            ));
-        }
-        let detail = problem["detail"].as_str().map_or_else(|| text.chars().take(300).collect(), str::to_owned);
-        let mut message = format!("{} answered {status}: {detail}", self.base);
-        if let Some(errors) = problem["errors"].as_object() {
-            for (field, messages) in errors {
-                message.push_str(&format!("\n  {field}: {}", strings(messages).collect::<Vec<_>>().join("; ")));
-            }
-        }
-        Err(message)
-    }
-
     /// The state as a small table.
-    fn render(&self, state: &Value) -> String {
-        let faults = &state["faults"];
-        let left = |value: &Value| value["remainingSecs"].as_u64().map_or_else(|| "-".to_owned(), span);
+    fn render(&self, state: &ChaosState) -> String {
+        let left = |remaining: Option<u64>| remaining.map_or_else(|| "-".to_owned(), span);
         let mut rows: Vec<[String; 3]> = Vec::new();
-        if faults.is_object() {
-            let prefix = faults["pathPrefix"].as_str().unwrap_or("/api/");
-            let (latency, jitter) = (faults["latencyMs"].as_u64().unwrap_or(0), faults["latencyJitterMs"].as_u64());
-            let latency = match jitter {
-                _ if latency == 0 => "none".to_owned(),
-                Some(jitter) if jitter > 0 => format!("{latency}±{jitter} ms on {prefix}"),
-                _ => format!("{latency} ms on {prefix}"),
-            };
-            let rate = faults["errorRate"].as_f64().unwrap_or(0.0);
-            let errors = if rate > 0.0 {
-                format!("{}% → {} on {prefix}", percent(rate), faults["errorStatus"].as_u64().unwrap_or(503))
-            } else {
-                "none".to_owned()
-            };
-            let left = |setting: &str| if setting == "none" { "-".to_owned() } else { left(faults) };
+        if let Some(faults) = &state.faults {
+            let (latency, errors) = settings(faults);
+            let left = |setting: &str| if setting == "none" { "-".to_owned() } else { left(faults.remaining_secs) };
             rows.push(["latency".to_owned(), latency.clone(), left(&latency)]);
             rows.push(["errors".to_owned(), errors.clone(), left(&errors)]);
         } else {
             rows.push(["latency".to_owned(), "none".to_owned(), "-".to_owned()]);
             rows.push(["errors".to_owned(), "none".to_owned(), "-".to_owned()]);
         }
-        let forced = &state["readinessOverride"];
-        rows.push(if forced.is_object() {
-            ["readiness".to_owned(), "forced 503".to_owned(), left(forced)]
-        } else {
-            ["readiness".to_owned(), "not forced".to_owned(), "-".to_owned()]
+        rows.push(match &state.readiness_override {
+            Some(forced) => ["readiness".to_owned(), "forced 503".to_owned(), left(forced.remaining_secs)],
+            None => ["readiness".to_owned(), "not forced".to_owned(), "-".to_owned()],
         });
 
-        let mut out = format!("{} ({})\n", self.label, self.base);
+        let mut out = format!("{} ({})\n", self.label, self.routes.base());
         let width = rows.iter().map(|row| row[1].chars().count()).max().unwrap_or(0).max(7);
         out.push_str(&format!("  {:<10} {:<width$}  {}\n", "FAULT", "SETTING", "LEFT"));
         for [name, setting, left] in &rows {
             out.push_str(&format!("  {name:<10} {setting:<width$}  {left}\n"));
         }
-        let injected = &state["injected"];
         out.push_str(&format!(
             "  injected so far: {} delayed, {} failed\n",
-            injected["latency"].as_u64().unwrap_or(0),
-            injected["error"].as_u64().unwrap_or(0)
+            state.injected.latency, state.injected.error
         ));
-        let actors: Vec<String> = strings(&state["actors"]).collect();
-        if actors.is_empty() {
+        if state.actors.is_empty() {
             out.push_str("  no killable actors\n");
         } else {
-            out.push_str(&format!("  ACTORS ({})\n", actors.len()));
-            for actor in actors {
+            out.push_str(&format!("  ACTORS ({})\n", state.actors.len()));
+            for actor in &state.actors {
                 out.push_str(&format!("  {actor}\n"));
             }
         }
@@ -438,9 +334,20 @@ impl Admin {
     }
 }
 
-/// The strings of a JSON array.
-fn strings(value: &Value) -> impl Iterator<Item = String> + '_ {
-    value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned))
+/// The latency and errors of an armed plan as the status table states them (`none` when off).
+fn settings(faults: &ArmedFaults) -> (String, String) {
+    let prefix = faults.path_prefix.as_deref().unwrap_or("/api/");
+    let latency = match faults.latency_jitter_ms {
+        _ if faults.latency_ms == 0 => "none".to_owned(),
+        Some(jitter) if jitter > 0 => format!("{}±{jitter} ms on {prefix}", faults.latency_ms),
+        _ => format!("{} ms on {prefix}", faults.latency_ms),
+    };
+    let errors = if faults.error_rate > 0.0 {
+        format!("{}% → {} on {prefix}", percent(faults.error_rate), faults.error_status.unwrap_or(503))
+    } else {
+        "none".to_owned()
+    };
+    (latency, errors)
 }
 
 /// `30%`, `12.5%`.

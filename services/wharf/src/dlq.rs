@@ -14,10 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 use wharf_bus::{Bus, BusConfig, QueueName, Replay};
 
-/// Options of `wharf dlq`.
+use crate::client::{ApiError, Client, ClientOptions, DeadLetterAdmin};
+use crate::targets::AccessArgs;
+
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   wharf dlq list                                   # `wharf up` (memory bus, via /admin/dlq)
@@ -82,12 +84,15 @@ struct Source {
     /// For `sqs`: the main queue's URL; otherwise resolved from --queue.
     #[arg(long, env = "SQS_QUEUE_URL")]
     sqs_queue_url: Option<String>,
+    // For `memory`: the notifications service may ask for a token like the rest of the API.
+    #[command(flatten)]
+    access: AccessArgs,
 }
 
 /// Where the operations go.
 enum Target {
     /// `/admin/dlq` of the notifications service.
-    Admin { client: reqwest::Client, base: String },
+    Admin(DeadLetterAdmin),
     /// The broker itself.
     Broker { bus: Arc<dyn Bus>, queue: QueueName },
 }
@@ -96,8 +101,10 @@ impl Source {
     async fn open(&self) -> Result<Target, String> {
         let queue = QueueName::parse(&self.queue).map_err(|e| format!("invalid --queue {:?}: {e}", self.queue))?;
         if self.bus.eq_ignore_ascii_case("memory") {
-            let client = crate::targets::client(Duration::from_secs(30), 1)?;
-            return Ok(Target::Admin { client, base: self.notifications.trim_end_matches('/').to_owned() });
+            let options =
+                ClientOptions { timeout: Duration::from_secs(30), connections: 1, token: self.access.token.clone() };
+            let client = Client::new(&options).map_err(|err| err.to_string())?;
+            return Ok(Target::Admin(DeadLetterAdmin::new(client, &self.notifications)));
         }
         // The rest of the bus settings (AWS_ENDPOINT_URL, AWS_REGION, …) as the services read them;
         // never provision: an operator's command must not create queues.
@@ -122,30 +129,10 @@ impl Source {
 }
 
 impl Target {
-    async fn admin(request: reqwest::RequestBuilder, base: &str) -> Result<Value, String> {
-        let response =
-            request.send().await.map_err(|e| format!("{base} did not answer: {}", wharf_runtime::error_chain(&e)))?;
-        let status = response.status();
-        let text = response.text().await.unwrap_or_default();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(format!(
-                "{base}/admin/dlq is not there (404): start notifications with ADMIN_ENABLED=true, \
-                 or name the broker with --bus rabbitmq|sqs"
-            ));
-        }
-        if !status.is_success() {
-            return Err(format!("{base} answered {status}: {}", text.chars().take(300).collect::<String>()));
-        }
-        serde_json::from_str(&text).map_err(|e| format!("{base} answered with something that is not JSON: {e}"))
-    }
-
     /// The listing document `/admin/dlq` answers, whichever way it was obtained.
     async fn list(&self, limit: u16) -> Result<Value, String> {
         match self {
-            Self::Admin { client, base } => {
-                let request = client.get(format!("{base}/admin/dlq?limit={limit}"));
-                Self::admin(request, base).await
-            }
+            Self::Admin(admin) => admin.list(limit).await.map_err(refused),
             Self::Broker { bus, queue } => {
                 let letters = bus.dead_letters(queue, usize::from(limit)).await.map_err(|e| e.to_string())?;
                 // The services' BUS_MAX_ATTEMPTS, not this command's: unknown from here.
@@ -156,26 +143,14 @@ impl Target {
 
     async fn replay(&self, which: &Replay) -> Result<u64, String> {
         match self {
-            Self::Admin { client, base } => {
-                let body = match which {
-                    Replay::All => json!({ "all": true }),
-                    Replay::Ids(ids) => json!({ "ids": ids }),
-                };
-                let request = client.post(format!("{base}/admin/dlq/replay")).json(&body);
-                let answer = Self::admin(request, base).await?;
-                answer["replayed"].as_u64().ok_or_else(|| format!("unexpected answer: {answer}"))
-            }
+            Self::Admin(admin) => admin.replay(which).await.map_err(refused),
             Self::Broker { bus, queue } => bus.replay(queue, which).await.map(|n| n as u64).map_err(|e| e.to_string()),
         }
     }
 
     async fn purge(&self) -> Result<u64, String> {
         match self {
-            Self::Admin { client, base } => {
-                let request = client.delete(format!("{base}/admin/dlq"));
-                let answer = Self::admin(request, base).await?;
-                answer["purged"].as_u64().ok_or_else(|| format!("unexpected answer: {answer}"))
-            }
+            Self::Admin(admin) => admin.purge().await.map_err(refused),
             Self::Broker { bus, queue } => {
                 bus.purge_dead_letters(queue).await.map(|n| n as u64).map_err(|e| e.to_string())
             }
@@ -184,9 +159,17 @@ impl Target {
 
     fn describe(&self) -> String {
         match self {
-            Self::Admin { base, .. } => format!("memory bus via {base}/admin/dlq"),
+            Self::Admin(admin) => format!("memory bus via {}/admin/dlq", admin.base()),
             Self::Broker { bus, queue } => format!("{} queue {queue}-dlq", bus.backend()),
         }
+    }
+}
+
+/// The client's error, with the way round it when the admin routes are off: the broker itself.
+fn refused(err: ApiError) -> String {
+    match err {
+        ApiError::RoutesOff { .. } => format!("{err}, or name the broker with --bus rabbitmq|sqs"),
+        other => other.to_string(),
     }
 }
 
@@ -233,7 +216,7 @@ fn print_table(listing: &Value) {
     }
 }
 
-/// Runs `wharf dlq`.
+/// Lists, replays or purges; a replay of ids that matched nothing fails, as they are most likely typos.
 pub async fn run(args: DlqArgs) -> ExitCode {
     let source = match &args.action {
         Action::List { source, .. } | Action::Replay { source, .. } | Action::Purge { source, .. } => source,

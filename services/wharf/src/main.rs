@@ -2,6 +2,7 @@
 //! (`load`), break it on purpose (`chaos`) and look after its dead letters (`dlq`).
 
 mod chaos;
+mod client;
 mod dlq;
 mod duration;
 mod load;

@@ -1,18 +1,21 @@
 //! `wharf smoke`: one order through a running wharf, checked at every step.
 //!
 //! Works against `wharf up`, the three binaries, a compose stack or an ALB: it only speaks the
-//! public HTTP API. Every step prints its outcome and time; the exit code is 0 only when all
-//! passed. What it created is removed where the API allows (the product; orders and
-//! notifications are history and stay).
+//! public HTTP API. The check is the list [`STEPS`]: each prints its outcome and time, and runs
+//! only when the earlier steps made what it needs (no order is placed without a product). The exit
+//! code is 0 only when all passed. What it created is removed where the API allows (the product;
+//! orders and notifications are history and stay).
 
+use std::borrow::Cow;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use reqwest::header::HeaderValue;
 
-use crate::targets::{self, TargetArgs};
+use crate::client::{Api, Client, ClientOptions, NewOrder, NewProduct, NotificationQuery};
+use crate::targets::{Service, TargetArgs};
 
-/// Options of `wharf smoke`.
+/// Where the deployment is and how patient to be with its email.
 #[derive(Debug, clap::Args)]
 pub struct SmokeArgs {
     #[command(flatten)]
@@ -22,175 +25,182 @@ pub struct SmokeArgs {
     wait: u64,
 }
 
+/// One check of the smoke run.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// The service answers: its `/health`, or its API's first page behind a path-routing ingress.
+    Healthy(Service),
+    /// A product to order, with enough stock.
+    CreateProduct,
+    /// An order for that product, for the run's own address.
+    PlaceOrder,
+    /// The order's confirmation email reaches `Sent` within `--wait`.
+    EmailSent,
+    /// The order reads back by id.
+    ReadOrderBack,
+    /// The product is deleted again.
+    TidyUp,
+}
+
+/// The smoke check, in order.
+const STEPS: [Step; 8] = [
+    Step::Healthy(Service::Products),
+    Step::Healthy(Service::Orders),
+    Step::Healthy(Service::Notifications),
+    Step::CreateProduct,
+    Step::PlaceOrder,
+    Step::EmailSent,
+    Step::ReadOrderBack,
+    Step::TidyUp,
+];
+
+/// What the steps share, and what each leaves for the next.
+#[derive(Debug)]
 struct Smoke {
-    client: reqwest::Client,
-    products: String,
-    orders: String,
-    notifications: String,
+    api: Api,
+    /// `smoke-<uuid>`: names every request of the run in the services' logs, and keys its order.
     correlation_id: String,
-    failed: bool,
+    /// `smoke+<8 hex>@example.com`: only this run's order is notified there.
+    email: String,
+    wait: Duration,
+    /// Behind a path-routing ingress, where `/health` is not routed.
+    path_routed: bool,
+    /// The product created, once it is.
+    product: Option<i64>,
+    /// The order placed, once it is.
+    order: Option<i64>,
 }
 
-impl Smoke {
-    /// Runs one step, printing ✓ or ✗ with its time; `None` when it failed.
-    async fn step<T>(
-        &mut self,
-        name: &str,
-        work: impl std::future::Future<Output = Result<(T, String), String>>,
-    ) -> Option<T> {
-        let started = Instant::now();
-        let outcome = work.await;
-        let ms = started.elapsed().as_millis();
-        match outcome {
-            Ok((value, detail)) => {
-                println!("  ✓ {name:<34} {ms:>6} ms  {detail}");
-                Some(value)
+impl Step {
+    /// How the output names it.
+    fn name(self) -> Cow<'static, str> {
+        match self {
+            Self::Healthy(service) => Cow::Owned(format!("{} is healthy", service.name())),
+            Self::CreateProduct => Cow::Borrowed("create a product"),
+            Self::PlaceOrder => Cow::Borrowed("place an order"),
+            Self::EmailSent => Cow::Borrowed("confirmation email is sent"),
+            Self::ReadOrderBack => Cow::Borrowed("read the order back"),
+            Self::TidyUp => Cow::Borrowed("tidy up"),
+        }
+    }
+
+    /// Whether what it needs was made: a step that cannot run is left out, not failed, since the
+    /// step that could not make it has already failed.
+    fn can_run(self, smoke: &Smoke) -> bool {
+        match self {
+            Self::Healthy(_) | Self::CreateProduct => true,
+            Self::PlaceOrder | Self::TidyUp => smoke.product.is_some(),
+            Self::EmailSent | Self::ReadOrderBack => smoke.order.is_some(),
+        }
+    }
+
+    /// Runs it: what it found, for the output, or why it failed.
+    async fn run(self, smoke: &mut Smoke) -> Result<String, String> {
+        let api = &smoke.api;
+        match self {
+            Self::Healthy(service) if smoke.path_routed => {
+                api.probe(service).await.map_err(|err| err.to_string())?;
+                Ok(format!("GET /api/{} answers", service.name()))
             }
-            Err(error) => {
-                println!("  ✗ {name:<34} {ms:>6} ms  {error}");
-                self.failed = true;
-                None
+            Self::Healthy(service) => {
+                let health = api.health(service).await.map_err(|err| err.to_string())?;
+                let (status, name) = (health.status.as_deref(), health.service.as_deref());
+                Ok(format!("{} ({})", status.unwrap_or("?"), name.unwrap_or("?")))
             }
-        }
-    }
-}
-
-async fn expect_json(response: Result<reqwest::Response, reqwest::Error>, status: u16) -> Result<Value, String> {
-    let response = response.map_err(|e| format!("no answer: {}", wharf_runtime::error_chain(&e)))?;
-    let got = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
-    if got != status {
-        return Err(format!("expected {status}, got {got}: {}", body.chars().take(300).collect::<String>()));
-    }
-    if body.is_empty() { Ok(Value::Null) } else { serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}")) }
-}
-
-/// Runs the smoke check.
-pub async fn run(args: SmokeArgs) -> ExitCode {
-    let targets = args.targets.resolve();
-    let client = match targets::client(Duration::from_secs(15), 4) {
-        Ok(client) => client,
-        Err(err) => {
-            eprintln!("{err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut smoke = Smoke {
-        client,
-        products: targets.products.clone(),
-        orders: targets.orders.clone(),
-        notifications: targets.notifications.clone(),
-        correlation_id: format!("smoke-{}", uuid::Uuid::new_v4()),
-        failed: false,
-    };
-    println!("wharf smoke  (correlation id {})", smoke.correlation_id);
-    let started = Instant::now();
-
-    let services = [
-        ("products", smoke.products.clone(), "/api/products"),
-        ("orders", smoke.orders.clone(), "/api/orders"),
-        ("notifications", smoke.notifications.clone(), "/api/notifications"),
-    ];
-    for (name, base, api) in services {
-        let client = smoke.client.clone();
-        let path_routed = targets.path_routed;
-        smoke
-            .step(&format!("{name} is healthy"), async move {
-                if path_routed {
-                    // Behind a path-routing ingress only `/api/*` reaches a service: its list
-                    // endpoint answering 200 proves the route, the service and its database.
-                    expect_json(client.get(format!("{base}{api}?limit=1")).send().await, 200).await?;
-                    return Ok(((), format!("GET {api} answers")));
-                }
-                let health = expect_json(client.get(format!("{base}/health")).send().await, 200).await?;
-                let status = health["status"].as_str().unwrap_or("?").to_owned();
-                Ok(((), format!("{status} ({})", health["service"].as_str().unwrap_or("?"))))
-            })
-            .await;
-    }
-
-    let (client, base, cid) = (smoke.client.clone(), smoke.products.clone(), smoke.correlation_id.clone());
-    let product = smoke
-        .step("create a product", async move {
-            let body = json!({"name": format!("wharf smoke {cid}"), "price": 1.25, "stock": 10, "description": "created by wharf smoke"});
-            let product = expect_json(client.post(format!("{base}/api/products")).header("x-correlation-id", &cid).json(&body).send().await, 201).await?;
-            let id = product["id"].as_i64().ok_or("no id in the answer")?;
-            Ok((id, format!("product {id}")))
-        })
-        .await;
-
-    let email = format!("smoke+{}@example.com", &smoke.correlation_id[6..14]);
-    let order = match product {
-        Some(product) => {
-            let (client, base, cid, email) =
-                (smoke.client.clone(), smoke.orders.clone(), smoke.correlation_id.clone(), email.clone());
-            smoke
-                .step("place an order", async move {
-                    let body = json!({"productId": product, "quantity": 1, "customerEmail": email});
-                    let order = expect_json(
-                        client
-                            .post(format!("{base}/api/orders"))
-                            .header("x-correlation-id", &cid)
-                            .header("idempotency-key", &cid)
-                            .json(&body)
-                            .send()
-                            .await,
-                        201,
-                    )
-                    .await?;
-                    let id = order["id"].as_i64().ok_or("no id in the answer")?;
-                    Ok((id, format!("order {id}, {}", order["status"].as_str().unwrap_or("?"))))
-                })
-                .await
-        }
-        None => None,
-    };
-
-    if let Some(order) = order {
-        let (client, base, wait, email) = (smoke.client.clone(), smoke.notifications.clone(), args.wait, email.clone());
-        smoke
-            .step("confirmation email is sent", async move {
-                let deadline = Instant::now() + Duration::from_secs(wait);
+            Self::CreateProduct => {
+                let name = format!("wharf smoke {}", smoke.correlation_id);
+                let product = NewProduct::new(name, 1.25, 10, "created by wharf smoke");
+                let id = api.create_product(&product).await.map_err(|err| err.to_string())?.id;
+                smoke.product = Some(id);
+                Ok(format!("product {id}"))
+            }
+            Self::PlaceOrder => {
+                let product_id = smoke.product.ok_or("no product to order")?;
+                let order = NewOrder { product_id, quantity: 1, customer_email: &smoke.email };
+                let order = api.place_order(&order, &smoke.correlation_id).await.map_err(|err| err.to_string())?;
+                smoke.order = Some(order.id);
+                Ok(format!("order {}, {}", order.id, order.status))
+            }
+            Self::EmailSent => {
+                let order = smoke.order.ok_or("no order placed")?;
+                let deadline = Instant::now() + smoke.wait;
                 let mut last = String::from("no notification yet");
                 while Instant::now() < deadline {
-                    let url = format!("{base}/api/notifications?recipient={}", email.replace('+', "%2B"));
-                    if let Ok(list) = expect_json(client.get(url).send().await, 200).await
-                        && let Some(found) = list.as_array().into_iter().flatten().find(|n| n["orderId"] == order)
+                    // A failed poll is retried until the deadline, as the email itself may be late.
+                    if let Ok(page) = api.notifications(&NotificationQuery::of(&smoke.email)).await
+                        && let Some(found) = page.iter().find(|n| n.order_id == Some(order))
                     {
-                        let status = found["status"].as_str().unwrap_or("?");
-                        if status == "Sent" {
-                            return Ok(((), format!("notification {} Sent to {email}", found["id"])));
+                        match found.status.as_str() {
+                            "Sent" => return Ok(format!("notification {} Sent to {}", found.id, smoke.email)),
+                            "Failed" => return Err(format!("notification {} Failed", found.id)),
+                            status => last = format!("notification {} is {status}", found.id),
                         }
-                        if status == "Failed" {
-                            return Err(format!("notification {} Failed", found["id"]));
-                        }
-                        last = format!("notification {} is {status}", found["id"]);
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
-                Err(format!("not sent within {wait} s ({last})"))
-            })
-            .await;
-        let (client, base) = (smoke.client.clone(), smoke.orders.clone());
-        smoke
-            .step("read the order back", async move {
-                let found = expect_json(client.get(format!("{base}/api/orders/{order}")).send().await, 200).await?;
-                Ok(((), format!("order {order}: {}", found["status"].as_str().unwrap_or("?"))))
-            })
-            .await;
+                Err(format!("not sent within {} s ({last})", smoke.wait.as_secs()))
+            }
+            Self::ReadOrderBack => {
+                let order = smoke.order.ok_or("no order placed")?;
+                let found = api.order(order).await.map_err(|err| err.to_string())?;
+                Ok(format!("order {order}: {}", found.status))
+            }
+            Self::TidyUp => {
+                let product = smoke.product.ok_or("no product created")?;
+                api.delete_product(product).await.map_err(|err| err.to_string())?;
+                Ok(format!("product {product} deleted"))
+            }
+        }
     }
+}
 
-    if let Some(product) = product {
-        let (client, base) = (smoke.client.clone(), smoke.products.clone());
-        smoke
-            .step("tidy up", async move {
-                expect_json(client.delete(format!("{base}/api/products/{product}")).send().await, 204).await?;
-                Ok(((), format!("product {product} deleted")))
-            })
-            .await;
+/// Runs every step it can, each on one line; exit 0 only when every step passed.
+pub async fn run(args: SmokeArgs) -> ExitCode {
+    let correlation_id = format!("smoke-{}", uuid::Uuid::new_v4());
+    let targets = args.targets.resolve();
+    let path_routed = targets.path_routed;
+    let options = ClientOptions { timeout: Duration::from_secs(15), connections: 4, token: args.targets.access.token };
+    let api = Client::new(&options).and_then(|client| Api::new(client, targets)).map_err(|err| err.to_string());
+    let api = api.and_then(|api| match HeaderValue::from_str(&correlation_id) {
+        Ok(id) => Ok(api.correlated(id)),
+        Err(err) => Err(format!("invalid correlation id {correlation_id}: {err}")),
+    });
+    let api = match api {
+        Ok(api) => api,
+        Err(err) => {
+            eprintln!("wharf smoke: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let email = format!("smoke+{}@example.com", &correlation_id[6..14]);
+    let mut smoke = Smoke {
+        api,
+        correlation_id,
+        email,
+        wait: Duration::from_secs(args.wait),
+        path_routed,
+        product: None,
+        order: None,
+    };
+    println!("wharf smoke  (correlation id {})", smoke.correlation_id);
+    let started = Instant::now();
+    let mut failed = false;
+    for step in STEPS {
+        if !step.can_run(&smoke) {
+            continue;
+        }
+        let step_started = Instant::now();
+        let outcome = step.run(&mut smoke).await;
+        let (name, ms) = (step.name(), step_started.elapsed().as_millis());
+        match outcome {
+            Ok(detail) => println!("  ✓ {name:<34} {ms:>6} ms  {detail}"),
+            Err(error) => {
+                println!("  ✗ {name:<34} {ms:>6} ms  {error}");
+                failed = true;
+            }
+        }
     }
-
-    let verdict = if smoke.failed { "FAILED" } else { "passed" };
+    let verdict = if failed { "FAILED" } else { "passed" };
     println!("smoke {verdict} in {} ms", started.elapsed().as_millis());
-    if smoke.failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

@@ -12,7 +12,6 @@ use wharf_bus::Bus;
 use wharf_edge::server::shutdown_signal;
 use wharf_runtime::{Env, LogFormat, RunningService, init_telemetry};
 
-/// Options of `wharf up`.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     /// Do not seed the demo catalogue into an empty products database.
@@ -58,7 +57,7 @@ fn env_for(process: &[(String, String)], slot: &Slot, errors: &mut Env) -> Env {
     env
 }
 
-/// Reads every service's configuration; any bad variable stops here with exit code 2.
+/// Every service's configuration, read in full before any of them starts.
 struct Platform {
     products: products::ProductsConfig,
     orders: orders::OrdersConfig,
@@ -67,6 +66,7 @@ struct Platform {
     log_filter: String,
 }
 
+/// Reads every service's configuration; any bad variable stops here with exit code 2.
 fn configure(args: &UpArgs) -> Result<Platform, String> {
     let process: Vec<(String, String)> =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();

@@ -6,26 +6,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use reqwest::{StatusCode, Url};
-use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::stats::record_micros;
-use super::{Session, Stop, describe};
+use super::{Session, Stop};
+use crate::client::{NotificationQuery, Order};
 use crate::duration;
 
 /// Page size of the notification poll after the load (the API's maximum).
 const POLL_PAGE: usize = 1000;
-
-/// An order the run placed, from the `POST /api/orders` answer.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct PlacedOrder {
-    id: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    created_at: OffsetDateTime,
-}
 
 /// What became of the notifications of the orders placed.
 #[derive(Debug)]
@@ -42,22 +32,11 @@ pub(super) struct Delivery {
     pub(super) last_error: Option<String>,
 }
 
-/// A notification as the poll reads it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct NotificationState {
-    status: String,
-    #[serde(default)]
-    order_id: Option<i64>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    sent_at: Option<OffsetDateTime>,
-}
-
 /// Polls the run's notifications until every order placed has one Sent or Failed, the wait is
 /// over, or Ctrl-C.
 pub(super) async fn await_delivery(
     session: &Session,
-    orders: &[PlacedOrder],
+    orders: &[Order],
     wait: Duration,
     interrupted: &Stop,
 ) -> Result<Delivery, String> {
@@ -109,27 +88,17 @@ async fn poll_notifications(
     delivery: &mut Delivery,
     settled_prefix: &mut usize,
 ) -> Result<(), String> {
-    let base = format!("{}/api/notifications", session.targets.notifications);
     let mut offset = *settled_prefix;
     let mut settled = true;
     loop {
-        let mut url = Url::parse(&base).map_err(|err| format!("invalid URL {base}: {err}"))?;
-        url.query_pairs_mut()
-            .append_pair("recipient", &session.recipient)
-            .append_pair("limit", &POLL_PAGE.to_string())
-            .append_pair("offset", &offset.to_string());
-        let response = session.client.get(url).send().await.map_err(|err| describe(&err))?;
-        if response.status() != StatusCode::OK {
-            return Err(format!("GET /api/notifications answered {}", response.status()));
-        }
-        let page: Vec<NotificationState> =
-            response.json().await.map_err(|err| format!("unexpected notifications page: {}", describe(&err)))?;
+        let query = NotificationQuery { recipient: &session.recipient, limit: Some(POLL_PAGE), offset: Some(offset) };
+        let page = session.api.notifications(&query).await.map_err(|err| err.to_string())?;
         for (position, notification) in page.iter().enumerate() {
-            let final_state = notification.status != "Pending";
+            let final_state = notification.is_settled();
             if let Some(created_at) = notification.order_id.and_then(|id| pending.get(&id).copied())
                 && final_state
             {
-                if notification.status == "Sent" {
+                if notification.is_sent() {
                     delivery.sent += 1;
                     if let Some(sent_at) = notification.sent_at {
                         // Clocks of two hosts can disagree by a little; a negative delay is 0.

@@ -34,10 +34,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
 use tokio::sync::Notify;
 
+use crate::client::{Api, Client, ClientOptions};
 use crate::duration;
-use crate::targets::{self, TargetArgs, Targets};
+use crate::targets::TargetArgs;
 use delivery::await_delivery;
 use mix::{Mix, Operation};
 use report::{Findings, Report};
@@ -89,7 +91,6 @@ threshold (--max-errors, --require-notified) was not met; 2 bad options.",
     examples!()
 );
 
-/// Options of `wharf load`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES, after_long_help = LONG_HELP)]
 pub struct LoadArgs {
@@ -185,7 +186,7 @@ impl LoadArgs {
     }
 }
 
-/// Runs `wharf load`.
+/// Takes a run through set-up, load, delivery and tidy-up; the exit code comes from the thresholds.
 pub async fn run(args: LoadArgs) -> ExitCode {
     if let Err(message) = args.check() {
         eprintln!("error: {message}\n\nFor more information, try '--help'.");
@@ -195,16 +196,27 @@ pub async fn run(args: LoadArgs) -> ExitCode {
     tokio::spawn(on_ctrl_c(interrupts.clone()));
 
     let run_id: String = uuid::Uuid::new_v4().simple().to_string().chars().take(8).collect();
-    let targets = args.targets.resolve();
+    let correlation_id = match HeaderValue::from_str(&format!("load-{run_id}")) {
+        Ok(id) => id,
+        Err(err) => {
+            eprintln!("wharf load: invalid correlation id: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     // One pool for the whole run, sized so every virtual user keeps its connection.
-    let client = match targets::client(args.timeout, args.users as usize + 4) {
-        Ok(client) => client,
+    let options = ClientOptions {
+        timeout: args.timeout,
+        connections: args.users as usize + 4,
+        token: args.targets.access.token.clone(),
+    };
+    let api = match Client::new(&options).and_then(|client| Api::new(client, args.targets.resolve())) {
+        Ok(api) => api.correlated(correlation_id.clone()),
         Err(err) => {
             eprintln!("wharf load: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let session = Session { client, targets, recipient: format!("load+{run_id}@example.com"), run_id };
+    let session = Session { api, correlation_id, recipient: format!("load+{run_id}@example.com"), run_id };
 
     let working_set = match set_up(&session, &args).await {
         Ok(working_set) => working_set,
@@ -257,8 +269,10 @@ pub async fn run(args: LoadArgs) -> ExitCode {
 
 /// What every phase shares.
 struct Session {
-    client: reqwest::Client,
-    targets: Targets,
+    /// The deployment's API; its calls are named by `correlation_id` in the services' logs.
+    api: Api,
+    /// `load-<run id>`: names the run's requests, but for orders (named by their idempotency key).
+    correlation_id: HeaderValue,
     /// Eight hex digits naming the run in product names, the recipient and correlation ids.
     run_id: String,
     /// `load+<run id>@example.com`: every order of the run is placed for it.
@@ -330,17 +344,6 @@ async fn on_ctrl_c(interrupts: Arc<Interrupts>) {
             std::process::exit(130);
         }
     }
-}
-
-/// What went wrong, in a few words: the innermost cause ("Connection refused (os error 111)",
-/// "operation timed out"), since reqwest's own message only says that sending failed.
-fn describe(err: &reqwest::Error) -> String {
-    let mut innermost: &dyn std::error::Error = err;
-    while let Some(cause) = innermost.source() {
-        innermost = cause;
-    }
-    let text = innermost.to_string();
-    if err.is_timeout() && !text.contains("timed out") { format!("timed out ({text})") } else { text }
 }
 
 #[cfg(test)]

@@ -257,7 +257,7 @@ impl Report {
         self.thresholds.passed
     }
 
-    /// The human form.
+    /// The report for a terminal: aligned columns, milliseconds, the thresholds' verdict last.
     pub(super) fn table(&self) -> String {
         let mut out = String::new();
         let mode = match self.rate {

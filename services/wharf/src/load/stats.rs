@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::delivery::PlacedOrder;
+use crate::client::Order;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +98,7 @@ impl OpStats {
 pub(super) struct Tally {
     /// Indexed by [`Operation::index`](super::mix::Operation::index).
     pub(super) ops: [OpStats; 3],
-    pub(super) orders: Vec<PlacedOrder>,
+    pub(super) orders: Vec<Order>,
 }
 
 impl Tally {

@@ -7,32 +7,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{StatusCode, Url};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::delivery::PlacedOrder;
 use super::mix::{Dice, Mix, Operation};
 use super::progress::{Progress, show_progress};
 use super::stats::{FailureKind, Outcome, Tally};
 use super::working_set::WorkingSet;
 use super::{Limit, LoadArgs, Session, Stop};
+use crate::client::{ApiError, CORRELATION_ID, IDEMPOTENCY_KEY, NewOrder, Notification, Order, Routes};
 use crate::duration;
+use crate::targets::Service;
 
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// How many notification ids a virtual user remembers for `GET /api/notifications/{id}`.
 const KNOWN_NOTIFICATIONS: usize = 20;
 
-/// Everything a request needs that does not change during the run, built once.
+/// Everything a request needs that does not change during the run, built once from the client's
+/// routes, so the hot path only clones a URL and a body.
 #[derive(Debug)]
 struct Plan {
-    client: reqwest::Client,
+    /// The run's client: its requests carry the token, if any.
+    http: reqwest::Client,
+    /// For `/api/notifications/{id}` of the notifications the users learn about.
+    routes: Routes,
     mix: Mix,
     /// `GET /api/products/{id}`, one per working-set product.
     product_urls: Vec<Url>,
@@ -44,8 +45,6 @@ struct Plan {
     order_bodies: Vec<Bytes>,
     /// `GET /api/notifications?recipient=<the run's address>&limit=20`.
     notification_list: Url,
-    /// The notifications service's base URL, for `/api/notifications/{id}`.
-    notifications_base: String,
     /// `X-Correlation-ID` of reads: `load-<run id>`.
     correlation_id: HeaderValue,
     /// `load-<run id>-`: an order's idempotency key and correlation id add `<user>-<n>`.
@@ -54,35 +53,36 @@ struct Plan {
 
 impl Plan {
     fn new(session: &Session, args: &LoadArgs, working_set: &WorkingSet) -> Result<Self, String> {
-        let url = |text: String| Url::parse(&text).map_err(|err| format!("invalid URL {text}: {err}"));
-        let targets = &session.targets;
-        let product_urls = working_set
-            .ids
-            .iter()
-            .map(|id| url(format!("{}/api/products/{id}", targets.products)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let routes = session.api.routes();
         let order_bodies = working_set
             .ids
             .iter()
-            .map(|id| {
-                let body = json!({"productId": id, "quantity": 1, "customerEmail": session.recipient});
-                Bytes::from(body.to_string())
+            .map(|&product_id| {
+                let order = NewOrder { product_id, quantity: 1, customer_email: &session.recipient };
+                serde_json::to_vec(&order).map(Bytes::from)
             })
-            .collect();
-        let mut notification_list = url(format!("{}/api/notifications", targets.notifications))?;
-        notification_list.query_pairs_mut().append_pair("recipient", &session.recipient).append_pair("limit", "20");
-        let correlation_id = HeaderValue::from_str(&format!("load-{}", session.run_id))
-            .map_err(|err| format!("invalid correlation id: {err}"))?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("cannot write an order body: {err}"))?;
+        // Every URL of the run, or the first that cannot be made.
+        let urls = || -> Result<_, ApiError> {
+            Ok((
+                working_set.ids.iter().map(|&id| routes.product(id)).collect::<Result<Vec<_>, _>>()?,
+                routes.page(Service::Products, 20)?,
+                routes.collection(Service::Orders)?,
+                routes.notifications_of(&session.recipient, Some(20), None)?,
+            ))
+        };
+        let (product_urls, product_list, order_url, notification_list) = urls().map_err(|err| err.to_string())?;
         Ok(Self {
-            client: session.client.clone(),
+            http: session.api.client().http().clone(),
+            routes: routes.clone(),
             mix: args.mix,
             product_urls,
-            product_list: url(format!("{}/api/products?limit=20", targets.products))?,
-            order_url: url(format!("{}/api/orders", targets.orders))?,
+            product_list,
+            order_url,
             order_bodies,
             notification_list,
-            notifications_base: targets.notifications.clone(),
-            correlation_id,
+            correlation_id: session.correlation_id.clone(),
             key_prefix: format!("load-{}-", session.run_id),
         })
     }
@@ -131,7 +131,7 @@ impl VirtualUser {
         } else {
             &plan.product_urls[self.dice.index(plan.product_urls.len())]
         };
-        let sent = plan.client.get(url.clone()).header(CORRELATION_ID, plan.correlation_id.clone()).send().await;
+        let sent = plan.http.get(url.clone()).header(CORRELATION_ID, plan.correlation_id.clone()).send().await;
         drain(sent, Operation::ProductRead.success()).await
     }
 
@@ -148,7 +148,7 @@ impl VirtualUser {
             return Outcome::Transport(FailureKind::Other);
         };
         let sent = plan
-            .client
+            .http
             .post(plan.order_url.clone())
             .header(CONTENT_TYPE, APPLICATION_JSON)
             .header(IDEMPOTENCY_KEY, key.clone())
@@ -164,7 +164,7 @@ impl VirtualUser {
             return drain(Ok(response), StatusCode::CREATED).await;
         }
         match response.bytes().await {
-            Ok(body) => match serde_json::from_slice::<PlacedOrder>(&body) {
+            Ok(body) => match serde_json::from_slice::<Order>(&body) {
                 Ok(order) => {
                     self.tally.orders.push(order);
                     Outcome::Success
@@ -179,11 +179,11 @@ impl VirtualUser {
         let plan = &self.plan;
         if !self.known_notifications.is_empty() && self.dice.roll().is_multiple_of(2) {
             let url = &self.known_notifications[self.dice.index(self.known_notifications.len())];
-            let sent = plan.client.get(url.clone()).header(CORRELATION_ID, plan.correlation_id.clone()).send().await;
+            let sent = plan.http.get(url.clone()).header(CORRELATION_ID, plan.correlation_id.clone()).send().await;
             return drain(sent, StatusCode::OK).await;
         }
         let sent = plan
-            .client
+            .http
             .get(plan.notification_list.clone())
             .header(CORRELATION_ID, plan.correlation_id.clone())
             .send()
@@ -198,16 +198,11 @@ impl VirtualUser {
         };
         match response.bytes().await {
             Ok(body) => {
-                #[derive(Deserialize)]
-                struct Listed {
-                    id: i64,
-                }
-                let Ok(page) = serde_json::from_slice::<Vec<Listed>>(&body) else {
+                let Ok(page) = serde_json::from_slice::<Vec<Notification>>(&body) else {
                     return Outcome::Transport(FailureKind::Other);
                 };
                 for listed in page.into_iter().take(KNOWN_NOTIFICATIONS - self.known_notifications.len()) {
-                    if let Ok(url) = Url::parse(&format!("{}/api/notifications/{}", plan.notifications_base, listed.id))
-                    {
+                    if let Ok(url) = plan.routes.notification(listed.id) {
                         self.known_notifications.push(url);
                     }
                 }
@@ -241,7 +236,7 @@ pub(super) struct LoadResult {
     /// Every request, by operation; its orders are moved to `orders`.
     pub(super) tally: Tally,
     /// The orders placed, for the delivery phase.
-    pub(super) orders: Vec<PlacedOrder>,
+    pub(super) orders: Vec<Order>,
     /// How long the load took.
     pub(super) elapsed: Duration,
     /// Open model: arrivals that found every slot busy.

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use serde_json::json;
 
 use super::mix::Operation;
-use super::{LoadArgs, Session, describe};
+use super::{LoadArgs, Session};
+use crate::client::{ApiError, NewProduct};
 use crate::duration;
+use crate::targets::Service;
 
 /// Stock given to the products a run creates: orders never run out during a run.
 const WORKING_STOCK: i64 = 1_000_000;
@@ -27,20 +28,20 @@ pub(super) async fn set_up(session: &Session, args: &LoadArgs) -> Result<Working
     let places_orders = args.mix.weight(Operation::OrderCreate) > 0;
     let mut needed = Vec::new();
     if args.needs_products() {
-        needed.push(("products", &session.targets.products, "/api/products"));
+        needed.push(Service::Products);
     }
     if places_orders {
-        needed.push(("orders", &session.targets.orders, "/api/orders"));
+        needed.push(Service::Orders);
     }
     if args.mix.weight(Operation::NotificationRead) > 0 || (places_orders && !args.notify_wait.is_zero()) {
-        needed.push(("notifications", &session.targets.notifications, "/api/notifications"));
+        needed.push(Service::Notifications);
     }
-    let probes = needed.iter().map(|(name, base, path)| async move {
-        let url = format!("{base}{path}?limit=1");
-        match session.client.get(&url).send().await {
-            Ok(response) if response.status() == StatusCode::OK => Ok(()),
-            Ok(response) => Err(format!("{name} at {base} answered GET {path} with {}", response.status())),
-            Err(err) => Err(format!("cannot reach {name} at {base}: {}", describe(&err))),
+    let probes = needed.iter().map(|&service| async move {
+        let (name, base) = (service.name(), session.api.routes().targets().base(service));
+        match session.api.probe(service).await {
+            Ok(()) => Ok(()),
+            Err(err @ ApiError::Unreachable { .. }) => Err(format!("cannot reach {name} at {base}: {}", err.cause())),
+            Err(err) => Err(format!("{name} at {base}: {err}")),
         }
     });
     let failures: Vec<String> =
@@ -58,33 +59,21 @@ pub(super) async fn set_up(session: &Session, args: &LoadArgs) -> Result<Working
 
     if !args.product_ids.is_empty() {
         for &id in &args.product_ids {
-            let url = format!("{}/api/products/{id}", session.targets.products);
-            match session.client.get(&url).send().await {
-                Ok(response) if response.status() == StatusCode::OK => {}
-                Ok(response) => {
-                    return Err(format!("product {id} cannot be used: GET {url} answered {}", response.status()));
-                }
-                Err(err) => return Err(format!("cannot read product {id}: {}", describe(&err))),
-            }
+            session.api.product(id).await.map_err(|err| format!("product {id} cannot be used: {err}"))?;
         }
         eprintln!("wharf load: run {}, working set: products {}", session.run_id, list_ids(&args.product_ids));
         return Ok(WorkingSet { ids: args.product_ids.clone(), created: false });
     }
 
-    let url = format!("{}/api/products", session.targets.products);
     let mut ids = Vec::new();
     let mut failure = None;
     let numbers: Vec<u32> = (1..=args.products_count).collect();
     // A few at a time: quick for a large working set without flooding the service during set-up.
     for chunk in numbers.chunks(8) {
-        let creations = chunk.iter().map(|number| {
-            let body = json!({
-                "name": format!("wharf load {} #{number}", session.run_id),
-                "price": 1.0,
-                "stock": WORKING_STOCK,
-                "description": "created by wharf load; deleted when the run ends",
-            });
-            create_product(session, &url, body)
+        let creations = chunk.iter().map(|number| async move {
+            let name = format!("wharf load {} #{number}", session.run_id);
+            let product = NewProduct::new(name, 1.0, WORKING_STOCK, "created by wharf load; deleted when the run ends");
+            session.api.create_product(&product).await.map(|product| product.id)
         });
         for created in futures_util::future::join_all(creations).await {
             match created {
@@ -111,19 +100,6 @@ pub(super) async fn set_up(session: &Session, args: &LoadArgs) -> Result<Working
     Ok(working_set)
 }
 
-/// Creates one product; its id.
-async fn create_product(session: &Session, url: &str, body: serde_json::Value) -> Result<i64, String> {
-    let response = session.client.post(url).json(&body).send().await.map_err(|err| describe(&err))?;
-    let status = response.status();
-    let text = response.text().await.map_err(|err| describe(&err))?;
-    if status != StatusCode::CREATED {
-        return Err(format!("POST {url} answered {status}: {}", text.chars().take(300).collect::<String>()));
-    }
-    let created: serde_json::Value =
-        serde_json::from_str(&text).map_err(|err| format!("POST {url} answered 201 without a JSON product: {err}"))?;
-    created["id"].as_i64().ok_or_else(|| format!("POST {url} answered 201 without an id"))
-}
-
 /// `3, 4, 5` — or `3 … 102 (100)` for a long list.
 pub(super) fn list_ids(ids: &[i64]) -> String {
     match ids {
@@ -141,12 +117,11 @@ pub(super) async fn tidy_up(session: &Session, args: &LoadArgs, working_set: &Wo
     }
     let bound = args.timeout.min(Duration::from_secs(10));
     let deletions = working_set.ids.iter().map(|&id| async move {
-        let url = format!("{}/api/products/{id}", session.targets.products);
-        let outcome = match tokio::time::timeout(bound, session.client.delete(&url).send()).await {
-            // 404: already gone, which is what tidying up wants.
-            Ok(Ok(response)) if matches!(response.status(), StatusCode::NO_CONTENT | StatusCode::NOT_FOUND) => Ok(()),
-            Ok(Ok(response)) => Err(format!("answered {}", response.status())),
-            Ok(Err(err)) => Err(describe(&err)),
+        let outcome = match tokio::time::timeout(bound, session.api.delete_product(id)).await {
+            Ok(Ok(())) => Ok(()),
+            // Already gone, which is what tidying up wants.
+            Ok(Err(err)) if err.status() == Some(StatusCode::NOT_FOUND) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
             Err(_) => Err(format!("no answer within {}", duration::human(bound))),
         };
         (id, outcome)

@@ -119,7 +119,8 @@ impl Drop for Platform {
 
 /// An ALB-like front door to a [`Platform`]: `/api/products…`, `/api/orders…` and
 /// `/api/notifications…` go to their service, anything else (`/health`, …) is 404. Only the
-/// headers the CLI relies on are passed through. It stops when dropped.
+/// headers the CLI relies on are passed through. Guarded by a token, it answers 401 to any request
+/// without `Authorization: Bearer <token>`, as a gateway checking JWTs would. It stops when dropped.
 pub struct Ingress {
     /// `http://127.0.0.1:<port>`, without a trailing slash.
     pub url: String,
@@ -129,6 +130,12 @@ pub struct Ingress {
 
 impl Ingress {
     pub fn start(platform: &Platform) -> Self {
+        Self::guarded(platform, None)
+    }
+
+    /// The front door, letting in only requests that carry `token` when one is given.
+    pub fn guarded(platform: &Platform, token: Option<&str>) -> Self {
+        let expected = token.map(|token| format!("Bearer {token}"));
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let routes = [
             ("/api/products", platform.products.clone()),
@@ -147,8 +154,20 @@ impl Ingress {
                       query: String,
                       headers: HeaderMap,
                       body: bytes::Bytes| {
-                    let (client, routes) = (client.clone(), routes.clone());
+                    let (client, routes, expected) = (client.clone(), routes.clone(), expected.clone());
                     async move {
+                        if let Some(expected) = expected
+                            && headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str())
+                        {
+                            let problem =
+                                r#"{"type":"about:blank","status":401,"detail":"a valid bearer token is required"}"#;
+                            return Response::builder()
+                                .status(401)
+                                .header("content-type", "application/problem+json")
+                                .header("www-authenticate", "Bearer")
+                                .body(problem.as_bytes().to_vec())
+                                .unwrap();
+                        }
                         let Some((_, backend)) = routes.iter().find(|(prefix, _)| path.as_str().starts_with(prefix))
                         else {
                             return Response::builder().status(404).body(Vec::new()).unwrap();
