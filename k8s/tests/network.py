@@ -254,7 +254,7 @@ class Alb:
             targets = self.targets(backend)
             name = backend["service"]["name"]
             if not targets:
-                raise AssertionError(f"target group of {name}: no registered target (no Ready pod selected)")
+                raise AssertionError(f"target group of {name}: no registered target (no Ready pod selected, or none has the targetPort)")
             for pod, port in targets:
                 health_port = port if self.health_port == "traffic-port" else int(self.health_port)
                 for _ in range(self.healthy_count):
