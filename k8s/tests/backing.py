@@ -194,5 +194,9 @@ class Backing:
         if self._cognito is None:
             self._cognito = CognitoUser(self.moto, admin_group)
             status, _, body = http("GET", self._cognito.jwks_url)
-            assert status == 200 and json.loads(body)["keys"], f"moto serves no JWKS at {self._cognito.jwks_url}"
+            assert status == 200, f"moto serves no JWKS at {self._cognito.jwks_url} ({status})"
+            # The services find the token's signing key in this set by its kid.
+            kids = {key.get("kid") for key in json.loads(body)["keys"]}
+            header = json.loads(base64.urlsafe_b64decode(self._cognito.access_token.split(".")[0] + "=="))
+            assert header["kid"] in kids, f"the token's key {header['kid']} is not in the JWKS ({kids})"
         return self._cognito
