@@ -32,7 +32,7 @@ command -v kubectl >/dev/null || { echo "check-k8s: kubectl is required (its bui
 need_apt prometheus prometheus
 need_apt yamllint yamllint
 
-tests_bin=$(wharf_venv k8s-tests 3.11 'kubernetes-validate==1.37.0' 'pytest>=8,<9' 'pyyaml>=6,<7')
+tests_bin=$(wharf_venv k8s-tests 3.11 'kubernetes-validate==1.37.0' 'pytest>=8,<9' 'pyyaml>=6,<7' 'boto3>=1.35,<2')
 checkov_bin=$(wharf_venv k8s-checkov 3.11 checkov)
 
 echo "check-k8s: yamllint k8s/"

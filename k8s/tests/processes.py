@@ -31,12 +31,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Process:
     """One child process with its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: pathlib.Path, cwd=None):
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: pathlib.Path, cwd=None,
+                 user: int | None = None, group: int | None = None):
         self.name = name
         self.log = log_dir / f"{name}.log"
         self._log_file = self.log.open("wb")
+        # user/group: run as that UID/GID (and no supplementary groups), as a pod's securityContext says.
+        ids = {} if user is None else {"user": user, "group": group if group is not None else user, "extra_groups": []}
         self.popen = subprocess.Popen(argv, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                      cwd=cwd or log_dir, start_new_session=True)
+                                      cwd=cwd or log_dir, start_new_session=True, **ids)
 
     def output(self) -> str:
         self._log_file.flush()

@@ -1,14 +1,17 @@
 """The canary AnalysisTemplate's PromQL against a real Prometheus.
 
-Two products processes play the stable and the canary ReplicaSet. Prometheus scrapes them with
-the labels its Kubernetes scrape job would attach (namespace, rollouts_pod_template_hash; see
+Four products processes play the stable ReplicaSet and three canary releases, each with its own
+pod-template hash as a Rollout would give a new release: a healthy one, one broken by
+`wharf chaos errors` and one slowed by `wharf chaos latency`. Prometheus scrapes them with the
+labels its Kubernetes scrape job would attach (namespace, rollouts_pod_template_hash; see
 k8s/README.md). The test takes the template's own queries and success conditions, substitutes the
 arguments the Rollout passes (the canary's pod-template hash, the Rollout's namespace), asks
 Prometheus' HTTP API as the Argo Rollouts controller would, and evaluates the conditions: they
-hold for a healthy canary, the error ratio fails once `wharf chaos errors` breaks the canary, and
-the p99 latency fails under `wharf chaos latency` — while the stable pods keep passing.
+hold for the healthy canary and the stable pods, the error ratio fails for the erroring canary
+and the p99 latency for the slow one.
 """
 
+import contextlib
 import json
 import math
 import os
@@ -24,7 +27,8 @@ import pytest
 from processes import Process, bin_dir, free_port, http, wait_until
 from rendered import NAMES, SERVICES, find, render
 
-STABLE_HASH, CANARY_HASH = "5d8f7c9b6d", "7c4b9d8f5f"
+# Pod-template hashes: the stable ReplicaSet and three canary releases.
+HASHES = {"stable": "5d8f7c9b6d", "healthy": "7c4b9d8f5f", "erroring": "6b9f5c7d4d", "slow": "84d6c5b9f7"}
 
 
 def template_and_step_args():
@@ -131,7 +135,7 @@ def pods(tmp_path):
     started = []
     urls = {}
     try:
-        for role in ("stable", "canary"):
+        for role in HASHES:
             port = free_port()
             env = {"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port),
                    "DATABASE_URL": f"sqlite://{tmp_path}/{role}.db?mode=rwc", "CHAOS_ENABLED": "true",
@@ -152,10 +156,9 @@ def prometheus(tmp_path, pods):
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed (scripts/check-k8s.sh installs Debian's package)"
     port = free_port()
-    targets = [
-        {"targets": [urls["stable"].removeprefix("http://")], "labels": {"namespace": NAMES["namespace"], "rollouts_pod_template_hash": STABLE_HASH}},
-        {"targets": [urls["canary"].removeprefix("http://")], "labels": {"namespace": NAMES["namespace"], "rollouts_pod_template_hash": CANARY_HASH}},
-    ]
+    targets = [{"targets": [urls[role].removeprefix("http://")],
+                "labels": {"namespace": NAMES["namespace"], "rollouts_pod_template_hash": pod_hash}}
+               for role, pod_hash in HASHES.items()]
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -200,43 +203,33 @@ def run_chaos(*args):
 def test_analysis_passes_healthy_canary_and_fails_broken_one(pods, prometheus):
     urls, processes = pods
     rollout, step_args, template = template_and_step_args()
-    canary_args = resolve_args(rollout, step_args, template, CANARY_HASH, prometheus)
-    stable_args = resolve_args(rollout, step_args, template, STABLE_HASH, prometheus)
-    assert canary_args["namespace"] == NAMES["namespace"]
+    args = {role: resolve_args(rollout, step_args, template, pod_hash, prometheus) for role, pod_hash in HASHES.items()}
+    assert args["healthy"]["namespace"] == NAMES["namespace"]
 
-    def settle():
-        # Enough scrapes for rate() over the window to see the traffic just driven.
-        time.sleep(3)
+    run_chaos("errors", "--service", "products", "--url", urls["erroring"], "--rate", "0.5", "--status", "503", "--for", "60s")
+    run_chaos("latency", "--service", "products", "--url", urls["slow"], "--ms", "900", "--for", "60s")
+    traffic = {role: Traffic(urls[role], threads=6 if role == "slow" else 3) for role in HASHES}
+    with contextlib.ExitStack() as running:
+        for t in traffic.values():
+            running.enter_context(t)
+        time.sleep(10)
+    # Enough scrapes for rate() over the window to see the traffic just driven.
+    time.sleep(3)
+    verdicts = {role: evaluate(template, args[role], prometheus) for role in HASHES}
+    for role in HASHES:
+        print(f"{role}: {verdicts[role]} requests {traffic[role].counts}")
 
-    with Traffic(urls["stable"]), Traffic(urls["canary"]) as canary_traffic:
-        time.sleep(8)
-    settle()
-    healthy = evaluate(template, canary_args, prometheus)
-    print("healthy canary:", healthy, canary_traffic.counts)
-    assert all(ok for _, ok in healthy.values()), f"healthy canary failed the analysis: {healthy}"
-    assert all(values for values, _ in healthy.values()), f"no data for the canary: {healthy}"
-    assert healthy["error-ratio"][0][0] == 0
+    for role in ("stable", "healthy"):
+        assert all(ok for _, ok in verdicts[role].values()), f"the {role} pods failed the analysis: {verdicts[role]}"
+        assert all(values for values, _ in verdicts[role].values()), f"no data for the {role} pods: {verdicts[role]}"
+        assert verdicts[role]["error-ratio"][0][0] == 0
 
-    run_chaos("errors", "--service", "products", "--url", urls["canary"], "--rate", "0.5", "--status", "503", "--for", "60s")
-    with Traffic(urls["stable"]), Traffic(urls["canary"]) as canary_traffic:
-        time.sleep(8)
-    settle()
-    broken = evaluate(template, canary_args, prometheus)
-    stable = evaluate(template, stable_args, prometheus)
-    print("canary with 50% 503s:", broken, canary_traffic.counts)
-    print("stable meanwhile:", stable)
-    assert canary_traffic.counts.get(503, 0) > 50
-    assert broken["error-ratio"][1] is False, f"the error ratio passed a broken canary: {broken}"
-    assert broken["error-ratio"][0][0] > 0.1
-    assert all(ok for _, ok in stable.values()), f"stable failed: {stable}"
+    erroring = verdicts["erroring"]
+    assert traffic["erroring"].counts.get(503, 0) > 50
+    assert erroring["error-ratio"][1] is False, f"the error ratio passed an erroring canary: {erroring}"
+    assert erroring["error-ratio"][0][0] > 0.1
 
-    run_chaos("clear", "--service", "products", "--url", urls["canary"])
-    run_chaos("latency", "--service", "products", "--url", urls["canary"], "--ms", "900", "--for", "60s")
-    with Traffic(urls["stable"]), Traffic(urls["canary"], threads=6) as canary_traffic:
-        time.sleep(8)
-    settle()
-    slow = evaluate(template, canary_args, prometheus)
-    print("canary with 900 ms latency:", slow, canary_traffic.counts)
+    slow = verdicts["slow"]
     assert slow["p99-latency"][1] is False, f"the p99 latency passed a slow canary: {slow}"
     assert slow["p99-latency"][0][0] > 0.5
     for process in processes:
