@@ -51,8 +51,10 @@ done
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wharf/target}"
 echo "check-k8s: building products, orders, notifications and wharf"
-cargo build --quiet -p products -p orders -p notifications -p wharf
-export WHARF_BIN_DIR="$CARGO_TARGET_DIR/debug"
+# shellcheck source=scripts/lib/binaries.sh
+source scripts/lib/binaries.sh
+WHARF_BIN_DIR="$(wharf_binaries)"
+export WHARF_BIN_DIR
 
 eval "$(scripts/dev-services.sh up)"
 "$tests_bin/pytest" -q -p no:cacheprovider k8s/tests "$@"
