@@ -156,7 +156,8 @@ async fn a_missing_secret_is_a_clear_exit_1() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&id) && stderr.contains("DATABASE_URL_SECRET"), "{stderr}");
-    assert!(stderr.contains("ResourceNotFound"), "{stderr}");
+    assert!(stderr.contains("ResourceNotFoundException: "), "{stderr}");
+    assert!(!stderr.contains("SdkBody") && !stderr.contains("headers"), "the reason, not the raw response: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

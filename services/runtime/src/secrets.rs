@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use wharf_config::Env;
@@ -77,7 +77,7 @@ pub async fn resolve(env: &mut Env) -> Result<(), SecretError> {
         let answer = client.get_secret_value().secret_id(&id).send().await.map_err(|err| SecretError::Read {
             variable: setting.source,
             id: id.clone(),
-            reason: DisplayErrorContext(&err).to_string(),
+            reason: reason(&err),
         })?;
         let Some(text) = answer.secret_string() else {
             return Err(SecretError::Format { variable: setting.source, id, expected: "a text secret" });
@@ -97,6 +97,29 @@ pub async fn resolve(env: &mut Env) -> Result<(), SecretError> {
         env.set_secret(setting.target, value);
     }
     Ok(())
+}
+
+/// Why Secrets Manager did not answer, in one line: its error code and message when it refused
+/// (`ResourceNotFoundException: …`, `AccessDeniedException: …`), else each cause once (no
+/// credentials, endpoint unreachable, timeout) — never the raw response.
+fn reason<E>(err: &E) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error,
+{
+    if let Some(code) = err.code() {
+        return format!("{code}: {}", err.message().unwrap_or("no message"));
+    }
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// `{"url": …}`: the form a secret takes when it also carries other fields.

@@ -216,6 +216,21 @@ fn thresholds_fail_the_run_with_exit_code_1_and_the_report_says_why() {
     assert_eq!(number(&report, "/notifications_failed") + number(&report, "/notifications_missing"), 10.0);
     assert_eq!(report["order_to_notification_ms"], Value::Null, "nothing was sent: {report:#}");
     assert!(report["thresholds"]["violations"].to_string().contains("--require-notified"), "{report:#}");
+
+    // The same without any flag: un-notified orders fail the verdict by default …
+    let (code, report, stderr) =
+        load(&platform, &["--mix", "orders=1", "--requests", "5", "--users", "2", "--notify-wait", "3s"]);
+    assert_eq!(code, Some(1), "{report:#}\n{stderr}");
+    assert_eq!(report["thresholds"]["passed"], false, "{report:#}");
+    assert!(report["thresholds"]["violations"].to_string().contains("not every order notified"), "{report:#}");
+    // … unless the user opts out explicitly: then they are reported, not failed.
+    let (code, report, stderr) = load(
+        &platform,
+        &["--mix", "orders=1", "--requests", "5", "--users", "2", "--notify-wait", "3s", "--allow-unnotified"],
+    );
+    assert_eq!(code, Some(0), "{report:#}\n{stderr}");
+    assert_eq!(report["notifications_sent"], 0);
+    assert_eq!(number(&report, "/notifications_failed") + number(&report, "/notifications_missing"), 5.0);
 }
 
 #[test]
@@ -282,4 +297,17 @@ fn help_explains_every_option() {
     ] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
+}
+
+#[test]
+fn a_load_against_a_slowed_sender_fails_its_verdict_by_default() {
+    // Every email takes 20 s: a load that waits 2 s for them ends with its orders un-notified.
+    let platform = Platform::start(&[("SEND_DELAY_EMAIL_MS", "20000")]);
+    let (code, report, stderr) =
+        load(&platform, &["--mix", "orders=1", "--requests", "6", "--users", "2", "--notify-wait", "2s"]);
+    assert_eq!(code, Some(1), "{report:#}\n{stderr}");
+    assert_eq!((report["errors"].as_u64(), report["orders_created"].as_u64()), (Some(0), Some(6)), "{report:#}");
+    assert_eq!(report["notifications_sent"], 0, "{report:#}");
+    assert_eq!(number(&report, "/notifications_failed") + number(&report, "/notifications_missing"), 6.0);
+    assert!(report["thresholds"]["violations"].to_string().contains("0 of 6 orders notified"), "{report:#}");
 }

@@ -137,8 +137,13 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N")]
     max_errors: Option<u64>,
     /// Fail (exit 1) unless every order placed had its notification Sent within --notify-wait.
-    #[arg(long)]
+    /// This is the default whenever --notify-wait is above 0; the flag only makes it explicit.
+    #[arg(long, conflicts_with = "allow_unnotified")]
     require_notified: bool,
+    /// Report orders left without a Sent notification but do not fail the run for them (the
+    /// verdict fails by default: a platform that accepts orders it does not confirm is not well).
+    #[arg(long)]
+    allow_unnotified: bool,
     /// Print the report as one JSON document on stdout instead of a table.
     #[arg(long)]
     json: bool,
@@ -175,6 +180,12 @@ impl LoadArgs {
     /// Whether the run needs a working set of products.
     fn needs_products(&self) -> bool {
         self.mix.weight(Operation::ProductRead) > 0 || self.mix.weight(Operation::OrderCreate) > 0
+    }
+
+    /// Whether orders left un-notified fail the run: unless the user opted out, or skipped the
+    /// wait for notifications altogether (`--notify-wait 0`).
+    fn notified_required(&self) -> bool {
+        !self.allow_unnotified && !self.notify_wait.is_zero()
     }
 
     /// What clap cannot say about the options together.
@@ -329,8 +340,27 @@ impl Interrupts {
 
 /// Ctrl-C stops the phase in progress — the load, then the wait for notifications — so the report
 /// and the tidy-up still happen; once both are over it exits at once.
+/// SIGINT (Ctrl-C) or SIGTERM (a CI job's timeout, `kill`): either ends the load the same way, so
+/// the working-set products are still deleted.
+async fn interrupted() -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return tokio::signal::ctrl_c().await.is_ok();
+        };
+        tokio::select! {
+            ctrl_c = tokio::signal::ctrl_c() => ctrl_c.is_ok(),
+            term = term.recv() => term.is_some(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.is_ok()
+    }
+}
+
 async fn on_ctrl_c(interrupts: Arc<Interrupts>) {
-    while tokio::signal::ctrl_c().await.is_ok() {
+    while interrupted().await {
         interrupts.any.store(true, Ordering::Release);
         if !interrupts.load.is_stopped() {
             interrupts.load.stop();
