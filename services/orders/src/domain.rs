@@ -33,7 +33,6 @@ impl Quantity {
         Self(units)
     }
 
-    /// Units.
     pub fn get(self) -> i32 {
         self.0
     }
@@ -53,7 +52,6 @@ impl ProductId {
         Self(id)
     }
 
-    /// The id.
     pub fn get(self) -> i64 {
         self.0
     }
@@ -82,9 +80,7 @@ pub enum OrderStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("an order cannot go from {from} to {to}")]
 pub struct TransitionError {
-    /// The current status.
     pub from: OrderStatus,
-    /// The requested one.
     pub to: OrderStatus,
 }
 
@@ -139,9 +135,7 @@ impl FromStr for OrderStatus {
 /// A validated order request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOrder {
-    /// The product.
     pub product_id: ProductId,
-    /// Units.
     pub quantity: Quantity,
     /// Who is notified.
     pub customer_email: CustomerEmail,
@@ -209,16 +203,13 @@ pub struct Order {
     /// Assigned by the store.
     #[schema(example = 1)]
     pub id: i64,
-    /// The ordered product.
     #[schema(value_type = i64, example = 1)]
     pub product_id: ProductId,
-    /// Units.
     #[schema(value_type = i32, example = 2)]
     pub quantity: Quantity,
     /// Who is notified.
     #[schema(value_type = String, example = "ada@example.com")]
     pub customer_email: CustomerEmail,
-    /// Lifecycle status.
     pub status: OrderStatus,
     /// RFC 3339.
     #[serde(with = "time::serde::rfc3339")]

@@ -11,10 +11,8 @@
 //! ```
 
 pub mod domain;
-pub mod events;
 pub mod order_store;
-pub mod outbox_relay;
-pub mod product_cache;
+pub mod outbox;
 pub mod product_gateway;
 pub mod routes;
 pub mod store;
@@ -28,7 +26,7 @@ use wharf_edge::{Edge, ServiceName};
 use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, store_pool};
 
 use crate::order_store::Orders;
-use crate::outbox_relay::{OutboxRelay, RelayArgs, RelayConfig, RelayStatus};
+use crate::outbox::{OutboxRelay, OutboxWritten, RelayArgs, RelayConfig, RelayStatus};
 use crate::product_gateway::{GatewayConfig, product_gateway};
 use crate::routes::OrdersApi;
 use crate::store::{OrderStore, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
@@ -62,12 +60,7 @@ impl OrdersConfig {
         let gateway = GatewayConfig::from_env(env);
         let bus = BusConfig::from_env(env);
         let relay_enabled = env.boolean("OUTBOX_RELAY_ENABLED", true);
-        let defaults = RelayConfig::default();
-        let relay = RelayConfig {
-            poll: std::time::Duration::from_millis(env.integer("OUTBOX_POLL_MS", 500, 10..=600_000)),
-            batch: env.integer("OUTBOX_BATCH", defaults.batch, 1..=10_000),
-            ..defaults
-        };
+        let relay = RelayConfig::from_env(env);
         Self { service, gateway, bus, relay_enabled, relay, actor_namespace: SERVICE.short.to_owned() }
     }
 }
@@ -84,18 +77,21 @@ pub async fn start_with_bus(config: OrdersConfig, bus: Arc<dyn Bus>) -> Result<R
     let settings = &config.service;
     let db = Database::connect(&settings.database_url, settings.database_max_connections).await?;
     db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await?;
-    let store = OrderStore::new(db.clone());
+    // The store raises `written` after each commit; the relay waits on it.
+    let written = OutboxWritten::new();
+    let store = OrderStore::new(db.clone(), written.clone());
     let policy = settings.restart_policy();
     let liveness = Liveness::new();
 
     let mut edge = Edge::new(SERVICE, settings.edge(), liveness.clone());
     let (store_spec, store_client) = store_pool(store.clone(), settings, "order store");
     let (gateway_spec, gateway) = product_gateway(config.gateway.clone(), policy, edge.registry());
-    let relay_status = RelayStatus::register(edge.registry(), store.clone());
+    let relay_status = RelayStatus::register(edge.registry(), store.outbox());
     let mut children = vec![store_spec, gateway_spec];
     if config.relay_enabled {
         let args = RelayArgs {
-            store: store.clone(),
+            outbox: store.outbox(),
+            written,
             bus: bus.clone(),
             queue: config.bus.queue.clone(),
             config: config.relay,

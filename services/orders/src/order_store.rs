@@ -8,7 +8,7 @@ use wharf_edge::{Page, Problem};
 use wharf_runtime::StoreClient;
 
 use crate::domain::{NewOrder, Order, OrderStatus};
-use crate::events::order_placed;
+use crate::outbox::order_placed;
 use crate::store::{Created, IdempotencyKey, OrderStore};
 
 /// Typed access to the order store pool for the routes; cheap to clone.

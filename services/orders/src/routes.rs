@@ -20,7 +20,7 @@ use wharf_edge::{FieldErrors, Page, Problem, correlation_id, json_body, route};
 
 use crate::domain::{NewOrder, Order, OrderInput, OrderStatus, StatusInput, parse_status_change};
 use crate::order_store::Orders;
-use crate::product_gateway::{GatewayError, Lookup, ProductGateway, Source};
+use crate::product_gateway::{Lookup, ProductGateway, Source};
 use crate::store::{Created, IdempotencyKey};
 
 /// The orders API document (the edge adds its shared endpoints).
@@ -157,18 +157,9 @@ async fn create(key: Option<HeaderValue>, api: OrdersApi, body: Value) -> Result
                         format!("There is no product with id {}.", order.product_id.get()),
                     ));
                 }
-                Err(GatewayError::Unavailable { retry_after, reason }) => {
-                    let seconds = u32::try_from(retry_after.as_secs().max(1)).unwrap_or(u32::MAX);
-                    return Err(Problem::unavailable(
-                        format!(
-                            "The product catalogue cannot be reached and product {} is not cached: {reason}",
-                            order.product_id.get()
-                        ),
-                        seconds,
-                    ));
-                }
-                // products refused the lookup itself (a 4xx other than 404): a fault between the services.
-                Err(refused) => return Err(refused.into()),
+                // products unreachable and the product not cached (503 + Retry-After), or
+                // products refusing the lookup itself (502): worded once, in `GatewayError`.
+                Err(unanswered) => return Err(unanswered.into()),
             };
 
             match api.orders.create(order, correlation, None, key).await? {

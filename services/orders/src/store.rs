@@ -2,20 +2,17 @@
 //!
 //! Creating an order writes three rows in one transaction — the order, its OrderPlaced outbox
 //! row and (when the client sent one) its idempotency key — so an order never exists without its
-//! event, and a retried request never creates a second order. The outbox relay reads the outbox
-//! through [`OrderStore::claim_outbox`], [`OrderStore::mark_published`] and
-//! [`OrderStore::release`].
-
-use std::sync::Arc;
-use std::time::Duration;
+//! event, and a retried request never creates a second order. After each commit the store raises
+//! the [`OutboxWritten`] signal it was built with, which wakes the relay; the relay reads the
+//! outbox table through [`Outbox`].
 
 use sqlx::FromRow;
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 use wharf_edge::Page;
 use wharf_runtime::{Database, StoreError, on_database};
 
 use crate::domain::{CustomerEmail, NewOrder, Order, OrderStatus, ProductId, Quantity, TransitionError};
+use crate::outbox::{Outbox, OutboxEvent, OutboxWritten};
 
 /// The embedded migrations, one set per backend.
 pub static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -25,12 +22,6 @@ pub static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migr
 macro_rules! order_columns {
     () => {
         "id, product_id, quantity, customer_email, status, created_at"
-    };
-}
-
-macro_rules! outbox_columns {
-    () => {
-        "id, event_id, event_type, event_version, occurred_at, correlation_id, traceparent, envelope, attempts"
     };
 }
 
@@ -59,48 +50,6 @@ impl OrderRow {
     }
 }
 
-/// An event to write to the outbox with its order, built once the order's id is known.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEvent {
-    /// Unique per event; consumers deduplicate by it.
-    pub event_id: String,
-    /// e.g. `OrderPlaced`.
-    pub event_type: String,
-    /// Major version.
-    pub event_version: i32,
-    /// When the order was placed.
-    pub occurred_at: OffsetDateTime,
-    /// The request's correlation id, carried by the event.
-    pub correlation_id: String,
-    /// W3C trace context of the request, if any.
-    pub traceparent: Option<String>,
-    /// The whole envelope as JSON, exactly as it will travel.
-    pub envelope: String,
-}
-
-/// An outbox row claimed for publishing.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
-pub struct OutboxRow {
-    /// Row id: publishing follows it.
-    pub id: i64,
-    /// The event's id.
-    pub event_id: String,
-    /// The event's type.
-    pub event_type: String,
-    /// The event's major version.
-    pub event_version: i32,
-    /// When it happened.
-    pub occurred_at: OffsetDateTime,
-    /// Correlation id of the request that caused it.
-    pub correlation_id: String,
-    /// Trace context, if any.
-    pub traceparent: Option<String>,
-    /// The envelope as JSON, exactly as it travels.
-    pub envelope: String,
-    /// How many times a relay claimed it (1 on the first claim).
-    pub attempts: i32,
-}
-
 /// What an idempotent create found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -115,7 +64,6 @@ pub enum Created {
 /// A client's `Idempotency-Key` and the request it came with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {
-    /// The header's value.
     pub key: String,
     /// The request in canonical form: equal for equal requests however the JSON was written.
     pub fingerprint: String,
@@ -130,31 +78,23 @@ impl IdempotencyKey {
     }
 }
 
-/// How far the outbox is behind.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct OutboxLag {
-    /// Rows not yet published.
-    pub pending: i64,
-    /// Age of the oldest of them.
-    pub oldest: Option<Duration>,
-}
-
-/// The order store.
+/// Orders and their idempotency keys in one database; cheap to clone (the pool is shared).
+/// Request handlers reach it through the store pool ([`crate::order_store::Orders`]).
 #[derive(Debug, Clone)]
 pub struct OrderStore {
     db: Database,
-    /// Signalled after each committed order so the relay publishes at once instead of at its
+    /// Raised after each committed order so the relay publishes at once instead of at its
     /// next poll.
-    outbox_written: Arc<Notify>,
+    written: OutboxWritten,
 }
 
 /// Timestamps are kept to the microsecond, the precision both backends store.
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_microsecond(now.microsecond()).unwrap_or(now)
 }
 
-fn unix_millis(at: OffsetDateTime) -> i64 {
+pub(crate) fn unix_millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
@@ -163,14 +103,14 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 }
 
 impl OrderStore {
-    /// A store over `db` (already migrated).
-    pub fn new(db: Database) -> Self {
-        Self { db, outbox_written: Arc::new(Notify::new()) }
+    /// A store over `db` (already migrated) that raises `written` after every committed order.
+    pub fn new(db: Database, written: OutboxWritten) -> Self {
+        Self { db, written }
     }
 
-    /// Woken after every committed order.
-    pub fn outbox_signal(&self) -> Arc<Notify> {
-        self.outbox_written.clone()
+    /// The outbox these orders' events are written to.
+    pub fn outbox(&self) -> Outbox {
+        Outbox::new(self.db.clone())
     }
 
     /// The database (for readiness checks).
@@ -231,7 +171,7 @@ impl OrderStore {
         // work for a replay look the key up first (the order route does, before asking products).
         match self.insert(order, &event, key).await {
             Ok(order) => {
-                self.outbox_written.notify_one();
+                self.written.raise();
                 Ok(Created::New(order))
             }
             Err(StoreError::Database(err)) if key.is_some() && is_unique_violation(&err) => match key {
@@ -328,75 +268,5 @@ impl OrderStore {
             }
             // Someone else changed it in between: decide again from the new status.
         }
-    }
-
-    /// Claims up to `limit` unpublished rows, oldest first, for `lease`: no other relay takes
-    /// them until the lease ends. On PostgreSQL the claim skips rows another relay is claiming
-    /// at this moment (`FOR UPDATE SKIP LOCKED`), so replicas never block each other.
-    pub async fn claim_outbox(&self, owner: &str, limit: i64, lease: Duration) -> Result<Vec<OutboxRow>, StoreError> {
-        const SQLITE: &str = concat!(
-            "UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 WHERE id IN (",
-            "SELECT id FROM outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) ",
-            "ORDER BY id LIMIT $3) RETURNING ",
-            outbox_columns!()
-        );
-        const POSTGRES: &str = concat!(
-            "UPDATE outbox SET claimed_until = $1, claimed_by = $4, attempts = attempts + 1 WHERE id IN (",
-            "SELECT id FROM outbox WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until < $2) ",
-            "ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
-            outbox_columns!()
-        );
-        let now = now();
-        let until = unix_millis(now) + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        let sql = match self.db {
-            Database::Sqlite(_) => SQLITE,
-            Database::Postgres(_) => POSTGRES,
-        };
-        let mut rows = on_database!(&self.db, |pool| {
-            sqlx::query_as::<_, OutboxRow>(sql)
-                .bind(until)
-                .bind(unix_millis(now))
-                .bind(limit)
-                .bind(owner)
-                .fetch_all(pool)
-                .await
-        })?;
-        // RETURNING does not promise an order.
-        rows.sort_by_key(|row| row.id);
-        Ok(rows)
-    }
-
-    /// Ends every claim held by `owner`: a relay restarting in the same process knows its previous
-    /// incarnation is dead, so its rows need not wait for their leases to run out.
-    pub async fn release_claims_of(&self, owner: &str) -> Result<u64, StoreError> {
-        const SQL: &str = "UPDATE outbox SET claimed_until = NULL, claimed_by = NULL \
-            WHERE claimed_by = $1 AND published_at IS NULL";
-        let done =
-            on_database!(&self.db, |pool| sqlx::query(SQL).bind(owner).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(done)
-    }
-
-    /// Marks a row published (after the bus confirmed it).
-    pub async fn mark_published(&self, id: i64) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE outbox SET published_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1";
-        on_database!(&self.db, |pool| sqlx::query(SQL).bind(id).bind(now()).execute(pool).await.map(drop))?;
-        Ok(())
-    }
-
-    /// Gives a claimed row back (publishing failed), recording why, so the next round retries it.
-    pub async fn release(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        const SQL: &str =
-            "UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = $1 AND published_at IS NULL";
-        on_database!(&self.db, |pool| sqlx::query(SQL).bind(id).bind(error).execute(pool).await.map(drop))?;
-        Ok(())
-    }
-
-    /// Unpublished rows and the age of the oldest.
-    pub async fn outbox_lag(&self) -> Result<OutboxLag, StoreError> {
-        const SQL: &str = "SELECT count(*), min(occurred_at) FROM outbox WHERE published_at IS NULL";
-        let (pending, oldest): (i64, Option<OffsetDateTime>) =
-            on_database!(&self.db, |pool| sqlx::query_as(SQL).fetch_one(pool).await)?;
-        let oldest = oldest.map(|at| Duration::try_from(OffsetDateTime::now_utc() - at).unwrap_or_default());
-        Ok(OutboxLag { pending, oldest })
     }
 }

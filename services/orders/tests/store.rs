@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use orders::domain::{NewOrder, OrderStatus};
-use orders::store::{Created, IdempotencyKey, OrderStore, OutboxEvent, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+use orders::outbox::{OutboxEvent, OutboxWritten};
+use orders::store::{Created, IdempotencyKey, OrderStore, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use serde_json::json;
 use wharf_edge::Page;
 use wharf_runtime::Database;
@@ -21,7 +22,7 @@ struct Backend {
 async fn open(test_db: wharf_testkit::TestDb) -> Backend {
     let db = Database::connect(&test_db.url(), 8).await.expect("connect");
     db.migrate(&SQLITE_MIGRATIONS, &POSTGRES_MIGRATIONS).await.expect("migrate");
-    Backend { store: OrderStore::new(db.clone()), db, test_db }
+    Backend { store: OrderStore::new(db.clone(), OutboxWritten::new()), db, test_db }
 }
 
 async fn sqlite() -> Backend {
@@ -64,18 +65,18 @@ async fn an_order_and_its_event_are_written_together(b: Backend) {
     let Created::New(order) = create(&b.store, &order(7, 2, "ada@example.com"), None).await else { panic!("new") };
     assert_eq!(order.status, OrderStatus::Pending);
     assert_eq!(b.store.get(order.id).await.unwrap(), Some(order.clone()));
-    let lag = b.store.outbox_lag().await.unwrap();
+    let lag = b.store.outbox().lag().await.unwrap();
     assert_eq!(lag.pending, 1);
-    let rows = b.store.claim_outbox("relay-a", 10, Duration::from_secs(30)).await.unwrap();
+    let rows = b.store.outbox().claim("relay-a", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     assert_eq!((row.event_type.as_str(), row.event_version, row.attempts), ("OrderPlaced", 1, 1));
     assert_eq!(row.correlation_id, "corr-1");
     assert!(row.traceparent.is_some());
     assert_eq!(serde_json::from_str::<serde_json::Value>(&row.envelope).unwrap()["orderId"], order.id);
-    b.store.mark_published(row.id).await.unwrap();
-    assert_eq!(b.store.outbox_lag().await.unwrap().pending, 0);
-    assert!(b.store.claim_outbox("relay-a", 10, Duration::from_secs(30)).await.unwrap().is_empty());
+    b.store.outbox().mark_published(row.id).await.unwrap();
+    assert_eq!(b.store.outbox().lag().await.unwrap().pending, 0);
+    assert!(b.store.outbox().claim("relay-a", 10, Duration::from_secs(30)).await.unwrap().is_empty());
     b.finish().await;
 }
 
@@ -95,7 +96,7 @@ async fn idempotency_keys_replay_or_conflict(b: Backend) {
         Created::KeyConflict
     );
     assert_eq!(b.store.list(Page::default()).await.unwrap().len(), 1);
-    assert_eq!(b.store.outbox_lag().await.unwrap().pending, 1, "no second event");
+    assert_eq!(b.store.outbox().lag().await.unwrap().pending, 1, "no second event");
     b.finish().await;
 }
 
@@ -124,7 +125,7 @@ async fn concurrent_requests_with_one_key_make_one_order(b: Backend) {
         }
     }
     assert_eq!((fresh, ids.len()), (1, 1));
-    assert_eq!(b.store.outbox_lag().await.unwrap().pending, 1);
+    assert_eq!(b.store.outbox().lag().await.unwrap().pending, 1);
     b.finish().await;
 }
 
@@ -153,21 +154,21 @@ async fn claims_are_leased_released_and_expire(b: Backend) {
     for i in 0..5 {
         create(&b.store, &order(i + 1, 1, "a@b.co"), None).await;
     }
-    let first = b.store.claim_outbox("relay-a", 3, Duration::from_secs(30)).await.unwrap();
+    let first = b.store.outbox().claim("relay-a", 3, Duration::from_secs(30)).await.unwrap();
     let ids: Vec<i64> = first.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
-    let second = b.store.claim_outbox("relay-a", 10, Duration::from_millis(100)).await.unwrap();
+    let second = b.store.outbox().claim("relay-a", 10, Duration::from_millis(100)).await.unwrap();
     assert_eq!(second.len(), 2, "leased rows are not claimed twice");
-    b.store.release(first[0].id, "bus down").await.unwrap();
-    let again = b.store.claim_outbox("relay-a", 10, Duration::from_secs(30)).await.unwrap();
+    b.store.outbox().release(first[0].id, "bus down").await.unwrap();
+    let again = b.store.outbox().claim("relay-a", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(again.iter().map(|r| (r.id, r.attempts)).collect::<Vec<_>>(), [(first[0].id, 2)]);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let expired = b.store.claim_outbox("relay-b", 10, Duration::from_secs(30)).await.unwrap();
+    let expired = b.store.outbox().claim("relay-b", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(expired.len(), 2, "rows of a relay that died are claimable after the lease");
     // A restarted relay frees its previous incarnation's claims at once.
-    assert_eq!(b.store.release_claims_of("relay-b").await.unwrap(), 2);
-    assert_eq!(b.store.claim_outbox("relay-b", 10, Duration::from_secs(30)).await.unwrap().len(), 2);
+    assert_eq!(b.store.outbox().release_claims_of("relay-b").await.unwrap(), 2);
+    assert_eq!(b.store.outbox().claim("relay-b", 10, Duration::from_secs(30)).await.unwrap().len(), 2);
     b.finish().await;
 }
 
@@ -183,12 +184,12 @@ async fn competing_relays_never_claim_the_same_row(b: Backend) {
         relays.spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let rows = store.claim_outbox(&owner, 7, Duration::from_secs(60)).await.unwrap();
+                let rows = store.outbox().claim(&owner, 7, Duration::from_secs(60)).await.unwrap();
                 if rows.is_empty() {
                     break mine;
                 }
                 for row in rows {
-                    store.mark_published(row.id).await.unwrap();
+                    store.outbox().mark_published(row.id).await.unwrap();
                     mine.push(row.id);
                 }
             }
@@ -201,7 +202,7 @@ async fn competing_relays_never_claim_the_same_row(b: Backend) {
     let distinct: BTreeSet<i64> = all.iter().copied().collect();
     assert_eq!(all.len(), distinct.len(), "a row was published by two relays");
     assert_eq!(i64::try_from(distinct.len()).unwrap(), ROWS);
-    assert_eq!(b.store.outbox_lag().await.unwrap().pending, 0);
+    assert_eq!(b.store.outbox().lag().await.unwrap().pending, 0);
     b.finish().await;
 }
 

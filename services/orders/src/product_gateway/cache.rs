@@ -1,4 +1,4 @@
-//! The last-known products: what the [`ProductGateway`](crate::product_gateway::ProductGateway)
+//! The last-known products: what the [`ProductGateway`](super::ProductGateway)
 //! answers from while products cannot.
 //!
 //! Every live `200` from products refreshes its entry; a `404` removes it. When the circuit is
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::product_gateway::ProductSnapshot;
+use super::answer::ProductSnapshot;
 
 /// A product served from the cache, and how long ago products last confirmed it.
 #[derive(Debug, Clone, PartialEq, Eq)]

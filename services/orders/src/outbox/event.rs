@@ -1,11 +1,29 @@
-//! The events orders publishes: OrderPlaced v1, wrapped in its envelope at the moment the order
-//! is written, so the outbox holds exactly what will travel.
+//! What goes into the outbox with an order: OrderPlaced v1, wrapped in its envelope at the moment
+//! the order is written, so the outbox holds exactly what will travel.
 
+use time::OffsetDateTime;
 use wharf_bus::Envelope;
 use wharf_events::OrderPlaced;
 
 use crate::domain::Order;
-use crate::store::OutboxEvent;
+
+/// An event to write to the outbox with its order, built once the order's id is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// Unique per event; consumers deduplicate by it.
+    pub event_id: String,
+    /// e.g. `OrderPlaced`.
+    pub event_type: String,
+    pub event_version: i32,
+    /// When the order was placed.
+    pub occurred_at: OffsetDateTime,
+    /// The request's correlation id, carried by the event.
+    pub correlation_id: String,
+    /// W3C trace context of the request, if any.
+    pub traceparent: Option<String>,
+    /// The whole envelope as JSON, exactly as it will travel.
+    pub envelope: String,
+}
 
 /// The OrderPlaced event for a just-written order.
 pub fn order_placed(order: &Order, correlation_id: &str, traceparent: Option<&str>) -> OutboxEvent {
