@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::BoxFuture;
 use crate::envelope::Envelope;
-use crate::error::SettleError;
+use crate::error::{SettleError, SettleFailure};
 use crate::message::Metadata;
 use crate::queue::QueueName;
 
@@ -47,11 +47,11 @@ pub enum Settled {
 /// What a backend must do to settle one of its deliveries. Each method consumes the settler, so
 /// a delivery is settled at most once.
 pub(crate) trait Settler: Send + Sync + 'static {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), String>>;
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), SettleFailure>>;
     /// Make the message available again after `delay`; `attempts` deliveries happened so far.
-    fn retry(self: Box<Self>, delay: Duration, attempts: u32) -> BoxFuture<'static, Result<(), String>>;
+    fn retry(self: Box<Self>, delay: Duration, attempts: u32) -> BoxFuture<'static, Result<(), SettleFailure>>;
     /// Move the message to the dead-letter queue.
-    fn dead_letter(self: Box<Self>, letter: DeadLetterNote) -> BoxFuture<'static, Result<(), String>>;
+    fn dead_letter(self: Box<Self>, letter: DeadLetterNote) -> BoxFuture<'static, Result<(), SettleFailure>>;
     /// The delivery was dropped unsettled: make it available again now. Must not block; called
     /// from `Drop`, possibly while a runtime is shutting down.
     fn release(self: Box<Self>);
@@ -163,7 +163,7 @@ impl Delivery {
     /// Removes the message from the queue.
     pub async fn ack(mut self) -> Result<Settled, SettleError> {
         let settler = self.take_settler();
-        settler.ack().await.map_err(|detail| self.error("ack", detail))?;
+        settler.ack().await.map_err(|failure| self.error("ack", failure))?;
         Ok(Settled::Acked)
     }
 
@@ -177,7 +177,7 @@ impl Delivery {
         let mut this = self;
         let settler = this.take_settler();
         let attempts = this.attempt;
-        settler.retry(delay, attempts).await.map_err(|detail| this.error("retry", detail))?;
+        settler.retry(delay, attempts).await.map_err(|failure| this.error("retry", failure))?;
         Ok(Settled::Retried { delay })
     }
 
@@ -192,7 +192,7 @@ impl Delivery {
     pub(crate) async fn dead_letter_after(mut self, reason: &str, attempts: u32) -> Result<Settled, SettleError> {
         let settler = self.take_settler();
         let note = DeadLetterNote { reason: reason.to_owned(), attempts };
-        settler.dead_letter(note).await.map_err(|detail| self.error("dead-letter", detail))?;
+        settler.dead_letter(note).await.map_err(|failure| self.error("dead-letter", failure))?;
         Ok(Settled::DeadLettered { reason: reason.to_owned() })
     }
 
@@ -202,8 +202,8 @@ impl Delivery {
         self.settler.take().unwrap_or_else(|| Box::new(AlreadySettled))
     }
 
-    fn error(&self, operation: &'static str, detail: String) -> SettleError {
-        SettleError { operation, queue: self.queue.to_string(), message_id: self.message_id.clone(), detail }
+    fn error(&self, operation: &'static str, failure: SettleFailure) -> SettleError {
+        SettleError { operation, queue: self.queue.to_string(), message_id: self.message_id.clone(), failure }
     }
 }
 
@@ -225,14 +225,14 @@ impl Drop for Delivery {
 struct AlreadySettled;
 
 impl Settler for AlreadySettled {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), String>> {
-        Box::pin(async { Err("delivery already settled".to_owned()) })
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), SettleFailure>> {
+        Box::pin(async { Err(SettleFailure::AlreadySettled) })
     }
-    fn retry(self: Box<Self>, _: Duration, _: u32) -> BoxFuture<'static, Result<(), String>> {
-        Box::pin(async { Err("delivery already settled".to_owned()) })
+    fn retry(self: Box<Self>, _: Duration, _: u32) -> BoxFuture<'static, Result<(), SettleFailure>> {
+        Box::pin(async { Err(SettleFailure::AlreadySettled) })
     }
-    fn dead_letter(self: Box<Self>, _: DeadLetterNote) -> BoxFuture<'static, Result<(), String>> {
-        Box::pin(async { Err("delivery already settled".to_owned()) })
+    fn dead_letter(self: Box<Self>, _: DeadLetterNote) -> BoxFuture<'static, Result<(), SettleFailure>> {
+        Box::pin(async { Err(SettleFailure::AlreadySettled) })
     }
     fn release(self: Box<Self>) {}
 }

@@ -74,8 +74,8 @@ impl BusError {
 
 /// A delivery could not be settled (acked, retried or dead-lettered). The message was not
 /// lost: the backend still holds it and will deliver it again.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("could not {operation} message {message_id} from {queue}: {detail} (it will be redelivered)")]
+#[derive(Debug, thiserror::Error)]
+#[error("could not {operation} message {message_id} from {queue}: {failure} (it will be redelivered)")]
 pub struct SettleError {
     /// `ack`, `retry` or `dead-letter`.
     pub operation: &'static str,
@@ -83,5 +83,31 @@ pub struct SettleError {
     pub queue: String,
     /// The transport message id.
     pub message_id: String,
-    pub detail: String,
+    /// What the backend reported. Part of this error's message rather than its source, so a
+    /// log line carries it whichever way it prints errors.
+    pub failure: SettleFailure,
+}
+
+/// Why a backend could not settle one of its deliveries.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleFailure {
+    /// The delivery was settled before; the public API makes this unreachable.
+    #[error("the delivery was already settled")]
+    AlreadySettled,
+    /// The subscription the delivery came from has closed.
+    #[error("its subscription was closed")]
+    SubscriptionClosed,
+    /// The AMQP channel it came on has closed; the broker requeued it.
+    #[error("its channel was closed and the broker requeued it")]
+    ChannelClosed,
+    /// The broker failed the acknowledgement.
+    #[error("{0}")]
+    Amqp(lapin::Error),
+    /// SQS refused this one entry of a batch (its code and message).
+    #[error("SQS refused it: {code}: {message}")]
+    Refused { code: String, message: String },
+    /// The operation behind the settlement (a publish of the copy, a queue lookup, an API call)
+    /// failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
 }

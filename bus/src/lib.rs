@@ -33,7 +33,7 @@ pub use consumer::{
 };
 pub use delivery::{Delivery, Settled, Undecodable};
 pub use envelope::{DecodeError, EncodeError, Envelope, Event, EventKind};
-pub use error::{BusError, SettleError};
+pub use error::{BusError, SettleError, SettleFailure};
 pub use memory::MemoryBus;
 pub use message::{Message, Metadata};
 pub use queue::{QueueName, QueueNameError};

@@ -29,7 +29,7 @@ use crate::BoxFuture;
 use crate::bus::{Bus, DeadLetter, Replay, SubscribeOptions};
 use crate::config::{BackendKind, BusConfig};
 use crate::delivery::{DeadLetterNote, Delivery, Received, Settler};
-use crate::error::BusError;
+use crate::error::{BusError, SettleFailure};
 use crate::message::Message;
 use crate::queue::QueueName;
 use crate::subscription::{Feed, Subscription};
@@ -385,13 +385,13 @@ struct MemorySettler {
 }
 
 impl Settler for MemorySettler {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), String>> {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), SettleFailure>> {
         self.queue.lock().settle_one();
         self.queue.room.notify_waiters();
         Box::pin(async { Ok(()) })
     }
 
-    fn retry(self: Box<Self>, delay: Duration, attempts: u32) -> BoxFuture<'static, Result<(), String>> {
+    fn retry(self: Box<Self>, delay: Duration, attempts: u32) -> BoxFuture<'static, Result<(), SettleFailure>> {
         let this = *self;
         {
             let mut state = this.queue.lock();
@@ -406,7 +406,7 @@ impl Settler for MemorySettler {
         Box::pin(async { Ok(()) })
     }
 
-    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), String>> {
+    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), SettleFailure>> {
         let this = *self;
         {
             let mut state = this.queue.lock();

@@ -46,7 +46,7 @@ use crate::BoxFuture;
 use crate::bus::{Bus, CHECK_TIMEOUT, DeadLetter, Replay, SubscribeOptions};
 use crate::config::{BackendKind, BusConfig};
 use crate::envelope::Envelope;
-use crate::error::BusError;
+use crate::error::{BusError, SettleFailure};
 use crate::message::{Message, Metadata, headers};
 use crate::queue::QueueName;
 use crate::subscription::Subscription;
@@ -337,27 +337,48 @@ impl Sqs {
         Ok(output.messages().to_vec())
     }
 
-    /// Deletes up to 10 messages; returns, per receipt handle, the error if its delete failed.
-    pub(crate) async fn delete_batch(&self, url: &str, receipts: &[String]) -> Vec<Option<String>> {
+    /// Deletes up to 10 messages; returns, per receipt handle, whether its delete succeeded.
+    pub(crate) async fn delete_batch(&self, url: &str, receipts: &[String]) -> Vec<Result<(), SettleFailure>> {
+        let started = Instant::now();
         let mut request = self.client.delete_message_batch().queue_url(url);
         for (index, receipt) in receipts.iter().enumerate() {
             match DeleteMessageBatchRequestEntry::builder().id(index.to_string()).receipt_handle(receipt).build() {
                 Ok(entry) => request = request.entries(entry),
-                Err(err) => return vec![Some(err.to_string()); receipts.len()],
+                Err(err) => {
+                    let refused =
+                        || SettleFailure::Refused { code: "InvalidEntry".to_owned(), message: err.to_string() };
+                    return receipts.iter().map(|_| Err(refused())).collect();
+                }
             }
         }
         match request.send().await {
             Ok(output) => {
-                let mut results = vec![None; receipts.len()];
+                let mut results: Vec<Result<(), SettleFailure>> = receipts.iter().map(|_| Ok(())).collect();
                 for failed in output.failed() {
                     if let Some(slot) = failed.id().parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
-                        *slot = Some(format!("{}: {}", failed.code(), failed.message().unwrap_or_default()));
+                        let (code, message) =
+                            (failed.code().to_owned(), failed.message().unwrap_or_default().to_owned());
+                        *slot = Err(SettleFailure::Refused { code, message });
                     }
                 }
                 results
             }
-            Err(err) => vec![Some(DisplayErrorContext(&err).to_string()); receipts.len()],
+            Err(err) => receipts.iter().map(|_| Err(sqs_error("delete from", url, started, &err).into())).collect(),
         }
+    }
+
+    /// Sets one message's visibility timeout.
+    pub(crate) async fn change_visibility(&self, url: &str, receipt: &str, secs: i32) -> Result<(), BusError> {
+        let started = Instant::now();
+        self.client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|err| sqs_error("change the visibility in", url, started, &err))
     }
 
     /// Sets the visibility timeout of up to 10 messages at once (best effort).
@@ -512,7 +533,7 @@ impl Bus for SqsBus {
                         result = Err(err);
                         break 'scan;
                     }
-                    if let Some(Some(err)) = self.inner.delete_batch(&dlq, &[receipt_of(message)]).await.first() {
+                    if let Some(Err(err)) = self.inner.delete_batch(&dlq, &[receipt_of(message)]).await.first() {
                         tracing::warn!(
                             id = %letter.id,
                             error = %err,
@@ -548,8 +569,8 @@ impl Bus for SqsBus {
                 }
                 let receipts: Vec<String> = batch.iter().map(receipt_of).collect();
                 let results = self.inner.delete_batch(&dlq, &receipts).await;
-                purged += results.iter().filter(|failure| failure.is_none()).count();
-                if let Some(Some(err)) = results.iter().find(|failure| failure.is_some()) {
+                purged += results.iter().filter(|result| result.is_ok()).count();
+                if let Some(Err(err)) = results.iter().find(|result| result.is_err()) {
                     tracing::warn!(error = %err, "could not delete some dead letters");
                 }
             }

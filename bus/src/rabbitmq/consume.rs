@@ -23,7 +23,7 @@ use super::{
 };
 use crate::BoxFuture;
 use crate::delivery::{DeadLetterNote, Delivery, Received, Settler};
-use crate::error::BusError;
+use crate::error::{BusError, SettleFailure};
 use crate::message::headers;
 use crate::queue::QueueName;
 use crate::subscription::{Feed, Subscription};
@@ -183,11 +183,11 @@ struct RabbitSettler {
 }
 
 impl RabbitSettler {
-    async fn ack(acker: &Acker) -> Result<(), String> {
+    async fn ack(acker: &Acker) -> Result<(), SettleFailure> {
         match acker.ack(BasicAckOptions::default()).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err("its channel was closed; the broker requeued it".to_owned()),
-            Err(err) => Err(err.to_string()),
+            Ok(false) => Err(SettleFailure::ChannelClosed),
+            Err(err) => Err(SettleFailure::Amqp(err)),
         }
     }
 
@@ -206,23 +206,28 @@ impl RabbitSettler {
 
     /// Publishes a copy, then acks the original; if the copy cannot be published, the original
     /// goes back to the queue instead (so it is redelivered, never lost).
-    async fn move_to(self, exchange: &str, routing_key: &str, properties: BasicProperties) -> Result<(), String> {
+    async fn move_to(
+        self,
+        exchange: &str,
+        routing_key: &str,
+        properties: BasicProperties,
+    ) -> Result<(), SettleFailure> {
         match self.rabbit.publish(exchange, routing_key, &self.body, properties).await {
             Ok(()) => Self::ack(&self.acker).await,
             Err(err) => {
                 Self::requeue(&self.acker).await;
-                Err(err.to_string())
+                Err(err.into())
             }
         }
     }
 }
 
 impl Settler for RabbitSettler {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), String>> {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), SettleFailure>> {
         Box::pin(async move { Self::ack(&self.acker).await })
     }
 
-    fn retry(self: Box<Self>, delay: Duration, attempts: u32) -> BoxFuture<'static, Result<(), String>> {
+    fn retry(self: Box<Self>, delay: Duration, attempts: u32) -> BoxFuture<'static, Result<(), SettleFailure>> {
         Box::pin(async move {
             let properties = self.copy_properties(|h| fields::put_integer(h, headers::ATTEMPTS, i64::from(attempts)));
             if delay.is_zero() {
@@ -233,13 +238,13 @@ impl Settler for RabbitSettler {
                 Ok(retry_queue) => self.move_to(RETRY_EXCHANGE, &retry_queue, properties).await,
                 Err(err) => {
                     Self::requeue(&self.acker).await;
-                    Err(err.to_string())
+                    Err(err.into())
                 }
             }
         })
     }
 
-    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), String>> {
+    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), SettleFailure>> {
         Box::pin(async move {
             let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
             let properties = self.copy_properties(|h| {

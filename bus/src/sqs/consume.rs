@@ -21,7 +21,7 @@ use super::{BACKEND, Sqs, metadata_of, seconds, system_attribute};
 use crate::BoxFuture;
 use crate::bus::SubscribeOptions;
 use crate::delivery::{DeadLetterNote, Delivery, Received, Settler};
-use crate::error::BusError;
+use crate::error::{BusError, SettleFailure};
 use crate::message::{Metadata, headers};
 use crate::queue::QueueName;
 use crate::subscription::{AbortOnDrop, Feed, Subscription};
@@ -52,7 +52,7 @@ impl Visibility {
 
 /// One ack waiting for its DeleteMessageBatch. The channel carrying them is unbounded in type
 /// only: each unsettled delivery (at most `prefetch`) queues at most one.
-type DeleteRequest = (String, oneshot::Sender<Result<(), String>>);
+type DeleteRequest = (String, oneshot::Sender<Result<(), SettleFailure>>);
 
 /// What every delivery of one subscription shares.
 struct Shared {
@@ -188,7 +188,7 @@ async fn delete(sqs: Arc<Sqs>, url: String, mut requests: mpsc::UnboundedReceive
             let receipts: Vec<String> = batch.iter().map(|(receipt, _)| receipt.clone()).collect();
             let results = sqs.delete_batch(&url, &receipts).await;
             for ((_, reply), result) in batch.into_iter().zip(results) {
-                let _ = reply.send(result.map_or(Ok(()), Err));
+                let _ = reply.send(result);
             }
             drop(call);
         });
@@ -206,10 +206,10 @@ struct SqsSettler {
 }
 
 impl SqsSettler {
-    async fn delete(shared: &Shared, receipt: String) -> Result<(), String> {
+    async fn delete(shared: &Shared, receipt: String) -> Result<(), SettleFailure> {
         let (reply, answer) = oneshot::channel();
-        shared.deletes.send((receipt, reply)).map_err(|_| "the subscription was closed".to_owned())?;
-        answer.await.unwrap_or_else(|_| Err("the subscription was closed".to_owned()))
+        shared.deletes.send((receipt, reply)).map_err(|_| SettleFailure::SubscriptionClosed)?;
+        answer.await.unwrap_or(Err(SettleFailure::SubscriptionClosed))
     }
 
     /// Sends a copy carrying the reason to the dead-letter queue, then deletes the original.
@@ -219,38 +219,28 @@ impl SqsSettler {
         body: &[u8],
         metadata: &Metadata,
         note: DeadLetterNote,
-    ) -> Result<(), String> {
-        let dlq = shared.sqs.dlq_url(&shared.queue).await.map_err(|err| err.to_string())?;
+    ) -> Result<(), SettleFailure> {
+        let dlq = shared.sqs.dlq_url(&shared.queue).await?;
         let at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         let mut attributes = metadata.pairs();
         attributes.push((headers::DEAD_LETTER_REASON, note.reason));
         attributes.push((headers::DEAD_LETTER_ATTEMPTS, note.attempts.to_string()));
         attributes.push((headers::DEAD_LETTERED_AT, at));
         let target = shared.queue.dead_letter();
-        shared.sqs.send(&dlq, &target, body, &attributes).await.map_err(|err| err.to_string())?;
+        shared.sqs.send(&dlq, &target, body, &attributes).await?;
         Self::delete(shared, receipt.to_owned()).await
     }
 
     /// Sets this message's visibility, after any extension already under way.
-    async fn change_visibility(shared: &Shared, receipt: &str, secs: i32) -> Result<(), String> {
+    async fn change_visibility(shared: &Shared, receipt: &str, secs: i32) -> Result<(), SettleFailure> {
         shared.visibility.remove(receipt);
         let _extending = shared.visibility.extending.lock().await;
-        shared
-            .sqs
-            .client
-            .change_message_visibility()
-            .queue_url(&shared.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(secs)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|err| aws_sdk_sqs::error::DisplayErrorContext(&err).to_string())
+        Ok(shared.sqs.change_visibility(&shared.url, receipt, secs).await?)
     }
 }
 
 impl Settler for SqsSettler {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), String>> {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), SettleFailure>> {
         Box::pin(async move {
             // Extended until deleted: a slow delete must not let the message reappear.
             let deleted = Self::delete(&self.shared, self.receipt.clone()).await;
@@ -259,12 +249,12 @@ impl Settler for SqsSettler {
         })
     }
 
-    fn retry(self: Box<Self>, delay: Duration, _attempts: u32) -> BoxFuture<'static, Result<(), String>> {
+    fn retry(self: Box<Self>, delay: Duration, _attempts: u32) -> BoxFuture<'static, Result<(), SettleFailure>> {
         // SQS counts the next receive itself (ApproximateReceiveCount).
         Box::pin(async move { Self::change_visibility(&self.shared, &self.receipt, seconds(delay)).await })
     }
 
-    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), String>> {
+    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), SettleFailure>> {
         Box::pin(async move {
             let shared = &self.shared;
             // Still extended while the copy is sent: the original must not reappear meanwhile.
