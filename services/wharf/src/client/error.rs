@@ -23,7 +23,6 @@ pub enum ApiError {
     /// A service URL that does not parse.
     #[error("invalid URL {url}: {reason}")]
     Url {
-        /// As given.
         url: String,
         /// What the URL parser objected to.
         reason: String,
@@ -31,9 +30,7 @@ pub enum ApiError {
     /// No answer: nothing listens, the name does not resolve, TLS failed, or the time ran out.
     #[error("cannot reach {url}: {} — it did not answer; is the service running there?", cause(.source))]
     Unreachable {
-        /// What was sent.
         method: Method,
-        /// Where to.
         url: String,
         /// What the transport said.
         #[source]
@@ -42,9 +39,7 @@ pub enum ApiError {
     /// The answer started but did not finish.
     #[error("{method} {url}: the answer broke off: {}", cause(.source))]
     BrokeOff {
-        /// What was sent.
         method: Method,
-        /// Where to.
         url: String,
         /// What the transport said.
         #[source]
@@ -53,9 +48,7 @@ pub enum ApiError {
     /// An answer with another status than the call expects; a problem+json body says why.
     #[error("{method} {url} answered {status}: {}", explain(.problem.as_ref(), .body))]
     Refused {
-        /// What was sent.
         method: Method,
-        /// Where to.
         url: String,
         /// What came back.
         status: StatusCode,
@@ -67,9 +60,7 @@ pub enum ApiError {
     /// The expected status, but not the document the call expects.
     #[error("{method} {url} answered {status} with a body that is not the expected JSON: {source}")]
     Unreadable {
-        /// What was sent.
         method: Method,
-        /// Where to.
         url: String,
         /// What came back.
         status: StatusCode,
