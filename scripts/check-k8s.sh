@@ -18,15 +18,8 @@ cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091  # scripts/lib/venv.sh is checked on its own
 source scripts/lib/venv.sh
 
-need_apt() { # package command
-  command -v "$2" >/dev/null && return
-  echo "check-k8s: installing $1" >&2
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  fi
-}
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 
 command -v kubectl >/dev/null || { echo "check-k8s: kubectl is required (its built-in kustomize renders the overlays)" >&2; exit 1; }
 need_apt prometheus prometheus

@@ -8,16 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt() { # package command
-  command -v "$2" >/dev/null && return
-  echo "check-observability: installing $1" >&2
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  fi
-  command -v "$2" >/dev/null || { echo "check-observability: $1 did not provide $2" >&2; exit 1; }
-}
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 
 need_apt prometheus promtool
 echo "promtool: $(promtool --version 2>&1 | head -n 1)"

@@ -9,15 +9,8 @@ cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091 # sourced by path from the repository root
 source scripts/lib/venv.sh
 
-need_apt() { # package command
-  command -v "$2" >/dev/null && return
-  echo "check-terraform: installing $1" >&2
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  fi
-}
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 
 command -v terraform >/dev/null || { echo "check-terraform: terraform is not installed" >&2; exit 1; }
 need_apt postgresql-client psql

@@ -14,15 +14,8 @@ cd "$(dirname "$0")/.."
 # shellcheck source=/dev/null  # scripts/lib/venv.sh: checked on its own
 source scripts/lib/venv.sh
 
-need_apt() { # package command
-  command -v "$2" >/dev/null && return
-  echo "check-workflows: installing $1" >&2
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  fi
-}
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 
 need_apt shellcheck shellcheck
 need_apt git git

@@ -5,15 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt() { # package command
-  command -v "$2" >/dev/null && return
-  echo "static-checks: installing $1" >&2
-  if [ "$(id -u)" -eq 0 ]; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
-  fi
-}
+# shellcheck source=scripts/lib/apt.sh
+source scripts/lib/apt.sh
 
 need_apt shellcheck shellcheck
 mapfile -t scripts < <(git ls-files '*.sh' .ci/run)
