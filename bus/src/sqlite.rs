@@ -44,6 +44,9 @@ use crate::subscription::Subscription;
 
 const BACKEND: BackendKind = BackendKind::Sqlite;
 
+/// Connections to the file, per bus.
+const CONNECTIONS: u32 = 4;
+
 /// How long a statement waits for another connection's (or process's) write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -82,8 +85,9 @@ pub struct SqliteBus {
 /// What the bus, its subscriptions and their deliveries share.
 #[derive(Debug)]
 pub(crate) struct Store {
-    /// One connection: SQLite has one writer at a time anyway, and within the process the pool's
-    /// queue serialises statements more cheaply than SQLite's busy-wait backoff would.
+    /// A few connections: each statement costs a round trip to its connection's thread, and
+    /// while one connection waits for that, another can run (readers never block in WAL mode;
+    /// writers take turns through the busy timeout).
     pool: SqlitePool,
     max_attempts: u32,
     publish_timeout: Duration,
@@ -118,7 +122,7 @@ impl SqliteBus {
         }
         let started = Instant::now();
         let pool = SqlitePoolOptions::new()
-            .max_connections(1)
+            .max_connections(if in_memory { 1 } else { CONNECTIONS })
             // An in-memory database lives as long as its one connection.
             .min_connections(u32::from(in_memory))
             .idle_timeout(None)
@@ -442,6 +446,22 @@ mod tests {
         };
         assert!(SqliteBus::open(&config).await.is_err());
         assert!(!file.exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_file_is_in_wal_mode_with_normal_sync_for_several_processes() {
+        let dir = std::env::temp_dir().join(format!("wharf-bus-sqlite-wal-{}", std::process::id()));
+        let config = BusConfig {
+            sqlite_url: format!("sqlite://{}/nested/bus.db?mode=rwc", dir.display()),
+            ..BusConfig::sqlite()
+        };
+        let bus = SqliteBus::open(&config).await.unwrap();
+        let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(&bus.inner.pool).await.unwrap();
+        let (sync,): (i64,) = sqlx::query_as("PRAGMA synchronous").fetch_one(&bus.inner.pool).await.unwrap();
+        let (busy,): (i64,) = sqlx::query_as("PRAGMA busy_timeout").fetch_one(&bus.inner.pool).await.unwrap();
+        assert_eq!((mode.as_str(), sync, busy), ("wal", 1, 5000));
+        bus.inner.pool.close().await;
         std::fs::remove_dir_all(dir).unwrap();
     }
 
