@@ -2,10 +2,11 @@
 //! publishes in flight (each confirmed), consumed with prefetch 64 and acked. Reports the publish
 //! rate and the end-to-end rate (first publish to last ack).
 //!
-//! `cargo bench -p wharf-bus --bench throughput` — the memory bus always; RabbitMQ when
+//! `cargo bench -p wharf-bus --bench throughput` — the memory and SQLite buses always (SQLite on
+//! a fresh file in the temp directory, as durable as `wharf up`'s); RabbitMQ when
 //! `WHARF_TEST_AMQP_URL` is set, SQS when `WHARF_TEST_SQS_ENDPOINT` is set (credentials from the
 //! usual AWS variables, `test`/`test` otherwise). `WHARF_BENCH_MESSAGES` overrides the message
-//! count of the memory and RabbitMQ runs (SQS runs 1/40 of it: an emulator such as moto handles
+//! count of the memory, SQLite and RabbitMQ runs (SQS runs 1/40 of it: an emulator such as moto handles
 //! a few dozen requests a second, so its figure measures the emulator, not SQS).
 
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use wharf_bus::{Bus, BusConfig, Envelope, Event, MemoryBus, QueueName, RabbitBus, SqsBus, SubscribeOptions};
+use wharf_bus::{
+    BackendKind, Bus, BusConfig, Envelope, Event, MemoryBus, QueueName, RabbitBus, SqliteBus, SqsBus, SubscribeOptions,
+};
 
 #[derive(Serialize, Deserialize)]
 struct Tick {
@@ -112,6 +115,17 @@ async fn main() -> anyhow::Result<()> {
 
     let memory: Arc<dyn Bus> = Arc::new(MemoryBus::with_limits(messages, 5, Duration::from_secs(10)));
     figures.push(run("memory", memory, messages, options.clone()).await?);
+
+    let dir = std::env::temp_dir().join(format!("wharf-bus-bench-{}", std::process::id()));
+    let config = BusConfig {
+        backend: BackendKind::Sqlite,
+        sqlite_url: format!("sqlite://{}/bus.db?mode=rwc", dir.display()),
+        ..BusConfig::memory()
+    };
+    let sqlite: Arc<dyn Bus> = Arc::new(SqliteBus::open(&config).await.context("open the SQLite bus")?);
+    let result = run("sqlite", sqlite, messages, options.clone()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    figures.push(result?);
 
     if let Ok(url) = std::env::var("WHARF_TEST_AMQP_URL") {
         let config = BusConfig { amqp_url: url, ..BusConfig::memory() };

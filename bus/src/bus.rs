@@ -1,13 +1,14 @@
 //! The bus trait every backend implements, and [`connect`], which picks the backend from
 //! configuration at run time.
 //!
-//! Services hold an `Arc<dyn Bus>`; one binary serves every mode (`BUS=memory|rabbitmq|sqs`).
+//! Services hold an `Arc<dyn Bus>`; one binary serves every mode (`BUS=sqlite|memory|rabbitmq|sqs`).
 //! The trait is object-safe (its futures are boxed), so tests and decorators can stand in for it.
 //!
 //! The promises every backend keeps — the conformance suite in `tests/conformance.rs` checks them:
 //! - `publish` returns `Ok` only once the backend durably accepted the message (publisher confirm,
-//!   SendMessage OK, or the memory queue holding it); it never reports success for a message the
-//!   backend did not confirm. It may deliver twice (at-least-once): consumers dedupe by event id.
+//!   SendMessage OK, the SQLite row committed, or the memory queue holding it); it never reports
+//!   success for a message the backend did not confirm. It may deliver twice (at-least-once):
+//!   consumers dedupe by event id.
 //! - A delivery not acked is delivered again; every delivery counts as an attempt; after
 //!   `max_attempts` the message goes to the dead-letter queue with its reason.
 //! - Dead letters can be listed, replayed to the main queue (with a fresh attempt count) and purged.
@@ -26,6 +27,7 @@ use crate::memory::MemoryBus;
 use crate::message::{Message, Metadata};
 use crate::queue::QueueName;
 use crate::rabbitmq::RabbitBus;
+use crate::sqlite::SqliteBus;
 use crate::sqs::SqsBus;
 use crate::subscription::Subscription;
 
@@ -87,7 +89,8 @@ pub struct SubscribeOptions {
     pub prefetch: u16,
     /// SQS: how long one ReceiveMessage waits for messages (long polling, at most 20 s).
     pub poll_wait: Duration,
-    /// SQS: how long a received message stays invisible; extended while its handler runs.
+    /// SQS: how long a received message stays invisible; extended while its handler runs. (The
+    /// SQLite bus leases for `BUS_SQLITE_LEASE_MS` instead, renewed the same way.)
     pub visibility_timeout: Duration,
 }
 
@@ -185,6 +188,7 @@ impl Replay {
 pub async fn connect(config: &BusConfig) -> Result<Arc<dyn Bus>, BusError> {
     let bus: Arc<dyn Bus> = match config.backend {
         BackendKind::Memory => Arc::new(MemoryBus::new(config)),
+        BackendKind::Sqlite => Arc::new(SqliteBus::open(config).await?),
         BackendKind::RabbitMq => Arc::new(RabbitBus::new(config)),
         BackendKind::Sqs => Arc::new(SqsBus::connect(config).await),
     };

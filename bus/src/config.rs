@@ -14,8 +14,11 @@ use crate::queue::{QUEUE_NAME_RULE, QueueName};
 /// The backend behind the [`crate::Bus`] trait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackendKind {
-    /// In-process queues (embedded mode, tests).
+    /// In-process queues (tests; nothing survives the process).
     Memory,
+    /// Queues in a SQLite file (embedded mode, the default): durable across crashes and restarts,
+    /// shared by every process that opens the same file.
+    Sqlite,
     /// RabbitMQ over AMQP 0-9-1 (local services mode).
     RabbitMq,
     /// Amazon SQS, or an emulator of its API (AWS, LocalStack, moto).
@@ -27,6 +30,7 @@ impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Memory => "memory",
+            Self::Sqlite => "sqlite",
             Self::RabbitMq => "rabbitmq",
             Self::Sqs => "sqs",
         }
@@ -44,13 +48,17 @@ pub const DEFAULT_QUEUE: &str = "notification-queue";
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MEMORY_CAPACITY: usize = 10_000;
+/// Beside the services' own default databases (`data/<service>.db`), so every service started in
+/// the same directory without a broker shares it.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/bus.db?mode=rwc";
+pub const DEFAULT_SQLITE_LEASE: Duration = Duration::from_secs(10);
 /// The largest `BUS_MAX_ATTEMPTS` (SQS's `maxReceiveCount` tops out at 1000).
 pub const MAX_MAX_ATTEMPTS: u32 = 1000;
 
 /// Everything needed to open the bus.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BusConfig {
-    /// `BUS`: `memory` (default), `rabbitmq` or `sqs`.
+    /// `BUS`: `sqlite` (default), `memory`, `rabbitmq` or `sqs`.
     pub backend: BackendKind,
     /// `BUS_QUEUE`: the order-events queue (default `notification-queue`; DLQ `<queue>-dlq`).
     pub queue: QueueName,
@@ -63,6 +71,12 @@ pub struct BusConfig {
     pub publish_timeout: Duration,
     /// `BUS_MEMORY_CAPACITY`: messages one memory queue holds, dead letters included (default 10 000).
     pub memory_capacity: usize,
+    /// `BUS_SQLITE_URL`: the SQLite file of the `sqlite` bus (default `sqlite://data/bus.db?mode=rwc`).
+    pub sqlite_url: String,
+    /// `BUS_SQLITE_LEASE_MS`: how long a `sqlite` delivery stays leased to a consumer that stops
+    /// renewing it (its process was killed) before it is delivered again (default 10 000). A
+    /// running handler's lease is renewed every third of it.
+    pub sqlite_lease: Duration,
     /// `AMQP_URL`: the RabbitMQ URL.
     pub amqp_url: String,
     /// `SQS_QUEUE_URL`: the queue's URL; otherwise resolved from `BUS_QUEUE` with GetQueueUrl.
@@ -74,7 +88,12 @@ pub struct BusConfig {
 }
 
 impl BusConfig {
-    /// The embedded default: a memory bus on `notification-queue`.
+    /// The default: the durable SQLite bus in `data/bus.db`, on `notification-queue`.
+    pub fn sqlite() -> Self {
+        Self { backend: BackendKind::Sqlite, ..Self::memory() }
+    }
+
+    /// An in-process memory bus on `notification-queue` (tests), otherwise the defaults.
     pub fn memory() -> Self {
         Self {
             backend: BackendKind::Memory,
@@ -83,6 +102,8 @@ impl BusConfig {
             provision: true,
             publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
             memory_capacity: DEFAULT_MEMORY_CAPACITY,
+            sqlite_url: DEFAULT_SQLITE_URL.to_owned(),
+            sqlite_lease: DEFAULT_SQLITE_LEASE,
             amqp_url: DEFAULT_AMQP_URL.to_owned(),
             sqs_queue_url: None,
             aws_endpoint_url: None,
@@ -91,13 +112,15 @@ impl BusConfig {
     }
 
     /// Every variable [`BusConfig::from_env`] reads.
-    pub const VARIABLES: [&'static str; 10] = [
+    pub const VARIABLES: [&'static str; 12] = [
         "BUS",
         "BUS_QUEUE",
         "BUS_MAX_ATTEMPTS",
         "BUS_PROVISION",
         "BUS_PUBLISH_TIMEOUT_MS",
         "BUS_MEMORY_CAPACITY",
+        "BUS_SQLITE_URL",
+        "BUS_SQLITE_LEASE_MS",
         "AMQP_URL",
         "SQS_QUEUE_URL",
         "AWS_ENDPOINT_URL",
@@ -115,10 +138,10 @@ impl BusConfig {
     /// Reads the bus variables from `env`, recording each bad value there; a value that cannot be
     /// used leaves its default in place, so reading can go on and report everything at once.
     pub fn from_env(env: &mut Env) -> Self {
-        let defaults = Self::memory();
+        let defaults = Self::sqlite();
 
-        let backend = env.parse("BUS", defaults.backend, "memory, rabbitmq or sqs", |v| {
-            [BackendKind::Memory, BackendKind::RabbitMq, BackendKind::Sqs]
+        let backend = env.parse("BUS", defaults.backend, "sqlite, memory, rabbitmq or sqs", |v| {
+            [BackendKind::Sqlite, BackendKind::Memory, BackendKind::RabbitMq, BackendKind::Sqs]
                 .into_iter()
                 .find(|kind| kind.as_str().eq_ignore_ascii_case(v))
         });
@@ -138,6 +161,15 @@ impl BusConfig {
             env.parse("BUS_MEMORY_CAPACITY", DEFAULT_MEMORY_CAPACITY, "an integer from 1 to 10000000", |v| {
                 v.parse::<usize>().ok().filter(|n| (1..=10_000_000).contains(n))
             });
+        let sqlite_url = env.parse("BUS_SQLITE_URL", defaults.sqlite_url, "a sqlite:… URL", |v| {
+            v.starts_with("sqlite:").then(|| v.to_owned())
+        });
+        let sqlite_lease = env.parse(
+            "BUS_SQLITE_LEASE_MS",
+            DEFAULT_SQLITE_LEASE,
+            "an integer from 300 to 3600000 (milliseconds)",
+            |v| v.parse::<u64>().ok().filter(|n| (300..=3_600_000).contains(n)).map(Duration::from_millis),
+        );
         let amqp_url = env.parse("AMQP_URL", DEFAULT_AMQP_URL.to_owned(), "an amqp:// or amqps:// URL", |v| {
             (v.starts_with("amqp://") || v.starts_with("amqps://")).then(|| v.to_owned())
         });
@@ -154,6 +186,8 @@ impl BusConfig {
             provision,
             publish_timeout,
             memory_capacity,
+            sqlite_url,
+            sqlite_lease,
             amqp_url,
             sqs_queue_url,
             aws_endpoint_url,
@@ -190,8 +224,10 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let config = read(&[]).unwrap();
-        assert_eq!(config, BusConfig::memory());
-        assert_eq!(config.backend, BackendKind::Memory);
+        assert_eq!(config, BusConfig::sqlite());
+        assert_eq!(config.backend, BackendKind::Sqlite);
+        assert_eq!(config.sqlite_url, "sqlite://data/bus.db?mode=rwc");
+        assert_eq!(config.sqlite_lease, Duration::from_secs(10));
         assert_eq!(config.queue.as_str(), "notification-queue");
         assert_eq!(config.queue.dead_letter(), "notification-queue-dlq");
         assert_eq!(config.max_attempts, 5);
@@ -216,6 +252,8 @@ mod tests {
             ("BUS_MAX_ATTEMPTS", "3"),
             ("BUS_PUBLISH_TIMEOUT_MS", "2500"),
             ("BUS_MEMORY_CAPACITY", "50"),
+            ("BUS_SQLITE_URL", "sqlite:///var/lib/wharf/bus.db"),
+            ("BUS_SQLITE_LEASE_MS", "2000"),
             ("AMQP_URL", "amqps://u:p@mq.example:5671/vh"),
             ("SQS_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/123/orders-events"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
@@ -227,6 +265,8 @@ mod tests {
         assert_eq!(config.max_attempts, 3);
         assert_eq!(config.publish_timeout, Duration::from_millis(2500));
         assert_eq!(config.memory_capacity, 50);
+        assert_eq!(config.sqlite_url, "sqlite:///var/lib/wharf/bus.db");
+        assert_eq!(config.sqlite_lease, Duration::from_secs(2));
         assert_eq!(config.amqp_url, "amqps://u:p@mq.example:5671/vh");
         assert_eq!(config.sqs_queue_url.as_deref(), Some("https://sqs.eu-west-1.amazonaws.com/123/orders-events"));
         assert_eq!(config.aws_endpoint_url.as_deref(), Some("http://127.0.0.1:4566"));
@@ -235,7 +275,8 @@ mod tests {
 
     #[test]
     fn blank_values_count_as_unset() {
-        assert_eq!(read(&[("BUS", "  "), ("BUS_QUEUE", "")]).unwrap(), BusConfig::memory());
+        assert_eq!(read(&[("BUS", "  "), ("BUS_QUEUE", "")]).unwrap(), BusConfig::sqlite());
+        assert_eq!(read(&[("BUS", "memory")]).unwrap(), BusConfig::memory());
     }
 
     #[test]
@@ -264,7 +305,7 @@ mod tests {
             ]
         );
         let text = errors.to_string();
-        assert!(text.contains(r#"invalid BUS="kafka": expected memory, rabbitmq or sqs"#), "{text}");
+        assert!(text.contains(r#"invalid BUS="kafka": expected sqlite, memory, rabbitmq or sqs"#), "{text}");
         assert!(text.contains("BUS_MAX_ATTEMPTS=\"0\": expected an integer from 1 to 1000"), "{text}");
         assert_eq!(text.lines().count(), 7);
     }

@@ -3,8 +3,9 @@
 //! - [`Envelope`] and [`Event`]: what travels, and the typed way in and out of it;
 //! - [`Bus`]: publish with confirmation, subscribe with ack / retry-later / dead-letter, and the
 //!   dead-letter queue operations operators need; picked at run time by [`connect`] from
-//!   [`BusConfig`] (`BUS=memory|rabbitmq|sqs`);
-//! - backends: [`MemoryBus`] (in-process), [`RabbitBus`] (lapin), [`SqsBus`] (aws-sdk-sqs);
+//!   [`BusConfig`] (`BUS=sqlite|memory|rabbitmq|sqs`);
+//! - backends: [`SqliteBus`] (a SQLite file, the embedded default), [`MemoryBus`] (in-process),
+//!   [`RabbitBus`] (lapin), [`SqsBus`] (aws-sdk-sqs);
 //! - [`consumer()`]: a supervisable actor that runs a [`Handler`] on a queue's deliveries.
 //!
 //! This crate knows no service's domain: event types live with the services (`wharf-events`).
@@ -22,6 +23,7 @@ pub mod memory;
 pub mod message;
 mod queue;
 pub mod rabbitmq;
+pub mod sqlite;
 pub mod sqs;
 mod subscription;
 
@@ -38,6 +40,7 @@ pub use memory::MemoryBus;
 pub use message::{Message, Metadata};
 pub use queue::{QueueName, QueueNameError};
 pub use rabbitmq::RabbitBus;
+pub use sqlite::SqliteBus;
 pub use sqs::SqsBus;
 pub use subscription::Subscription;
 

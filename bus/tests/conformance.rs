@@ -1,5 +1,5 @@
-//! The bus conformance suite: one body of tests, run against every backend — the memory bus
-//! always, real RabbitMQ and an SQS API (moto) with `--features integration`, where an
+//! The bus conformance suite: one body of tests, run against every backend — the memory and
+//! SQLite buses always, real RabbitMQ and an SQS API (moto) with `--features integration`, where an
 //! unreachable broker or endpoint fails the test. Each test works on its own, freshly
 //! provisioned queues and names its own supervisor.
 
@@ -337,6 +337,12 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 super::$case(super::support::memory(conformance!(@max $($max_attempts)?)).await).await
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case(super::support::sqlite(conformance!(@max $($max_attempts)?)).await).await
             })*
         }
         #[cfg(feature = "integration")]

@@ -105,6 +105,29 @@ pub async fn memory(max_attempts: u32) -> Backend {
     }
 }
 
+/// A SQLite bus on a database file of its own, removed by [`Backend::finish`].
+pub async fn sqlite(max_attempts: u32) -> Backend {
+    let dir = std::env::temp_dir().join(unique("wharf-bus-sqlite"));
+    let config = BusConfig {
+        backend: BackendKind::Sqlite,
+        sqlite_url: format!("sqlite://{}/bus.db?mode=rwc", dir.display()),
+        ..config(max_attempts)
+    };
+    let bus = wharf_bus::connect(&config).await.unwrap();
+    Backend {
+        bus,
+        queue: QueueName::parse(&unique("sqlite")).unwrap(),
+        options: SubscribeOptions { prefetch: 10, ..SubscribeOptions::default() },
+        retry_delay: Duration::from_millis(300),
+        quiet: Duration::from_millis(500),
+        cleanup: Some(Box::new(move || {
+            Box::pin(async move {
+                let _ = std::fs::remove_dir_all(dir);
+            })
+        })),
+    }
+}
+
 #[cfg(feature = "integration")]
 pub fn amqp_url() -> String {
     std::env::var("WHARF_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())

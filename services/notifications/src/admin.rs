@@ -2,8 +2,8 @@
 //!
 //! Mounted only when `ADMIN_ENABLED=true` (`wharf up` turns it on; deployments leave it off or
 //! keep `/admin` out of their ingress). It is the only way to reach the memory bus's
-//! dead letters, which live inside this process; for RabbitMQ and SQS, `wharf dlq` can also talk
-//! to the broker directly.
+//! dead letters, which live inside this process; for the SQLite bus (its file), RabbitMQ and SQS,
+//! `wharf dlq` can also go to the bus directly.
 //!
 //! - `GET /admin/dlq?limit=N` (default 100, at most 1000) → the queue, its backend and messages;
 //! - `POST /admin/dlq/replay` `{"ids": [...]}` or `{"all": true}` → `{"replayed": n}`: the

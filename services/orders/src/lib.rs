@@ -71,8 +71,8 @@ pub async fn start(config: OrdersConfig) -> Result<RunningService, StartError> {
     start_with_bus(config, bus).await
 }
 
-/// Starts the service on an already open bus (`wharf up` shares one memory bus between
-/// services; tests count what reaches it).
+/// Starts the service on an already open bus (`wharf up` shares one bus between services;
+/// tests count what reaches it).
 pub async fn start_with_bus(config: OrdersConfig, bus: Arc<dyn Bus>) -> Result<RunningService, StartError> {
     let settings = &config.service;
     let db = Database::connect(&settings.database_url, settings.database_max_connections).await?;

@@ -1,9 +1,12 @@
 //! `wharf dlq`: the order-events dead-letter queue — list, replay, purge.
 //!
 //! Where the dead letters are read depends on the bus, named as the services name it (`BUS`,
-//! `BUS_QUEUE`, `AMQP_URL`, `SQS_QUEUE_URL`, `AWS_*`, or the flags below):
+//! `BUS_QUEUE`, `BUS_SQLITE_URL`, `AMQP_URL`, `SQS_QUEUE_URL`, `AWS_*`, or the flags below):
+//! - `sqlite` (the default, as for `wharf up`): the bus file is opened directly — run it where
+//!   the platform runs (the file is `data/bus.db` there), whether the services run or not;
 //! - `memory`: the queue lives inside the notifications process, so its `/admin/dlq` endpoint is
-//!   used (`ADMIN_ENABLED=true`, which `wharf up` sets);
+//!   used (`ADMIN_ENABLED=true`, which `wharf up` sets; it answers for whatever bus the
+//!   notifications service runs on);
 //! - `rabbitmq`, `sqs`: the broker is asked directly — the services need not be running.
 //!
 //! Replayed messages go back to the main queue with a fresh attempt count; the consumer handles
@@ -22,7 +25,8 @@ use crate::targets::AccessArgs;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
-  wharf dlq list                                   # `wharf up` (memory bus, via /admin/dlq)
+  wharf dlq list                                   # `wharf up` in this directory (its SQLite bus file)
+  wharf dlq list --bus memory                      # through notifications' /admin/dlq (BUS=memory)
   BUS=rabbitmq wharf dlq list --json               # straight from RabbitMQ
   BUS=sqs AWS_ENDPOINT_URL=http://127.0.0.1:4566 wharf dlq replay --all
   wharf dlq replay --id 0193c0de-…  --id 0193c0df-…
@@ -69,8 +73,9 @@ enum Action {
 /// Which dead-letter queue, and how to reach it.
 #[derive(Debug, Clone, Args)]
 struct Source {
-    /// The bus backend: `memory` (through the notifications service), `rabbitmq` or `sqs`.
-    #[arg(long, env = "BUS", default_value = "memory", value_parser = ["memory", "rabbitmq", "sqs"], ignore_case = true)]
+    /// The bus backend: `sqlite` (the bus file), `memory` (through the notifications service),
+    /// `rabbitmq` or `sqs`.
+    #[arg(long, env = "BUS", default_value = "sqlite", value_parser = ["sqlite", "memory", "rabbitmq", "sqs"], ignore_case = true)]
     bus: String,
     /// The order-events queue; its dead-letter queue is `<queue>-dlq`.
     #[arg(long, env = "BUS_QUEUE", default_value = "notification-queue")]
@@ -78,6 +83,9 @@ struct Source {
     /// For `memory`: the notifications service (run with ADMIN_ENABLED=true).
     #[arg(long, env = crate::targets::NOTIFICATIONS_URL_VARIABLE, default_value = crate::targets::NOTIFICATIONS_URL)]
     notifications: String,
+    /// For `sqlite`: the bus file, as the services name it (relative to this directory).
+    #[arg(long, env = "BUS_SQLITE_URL", default_value = wharf_bus::config::DEFAULT_SQLITE_URL)]
+    sqlite_url: String,
     /// For `rabbitmq`: the broker URL.
     #[arg(long, env = "AMQP_URL", default_value = wharf_bus::config::DEFAULT_AMQP_URL)]
     amqp_url: String,
@@ -111,6 +119,7 @@ impl Source {
         let overrides = [
             ("BUS", Some(self.bus.clone())),
             ("BUS_QUEUE", Some(self.queue.clone())),
+            ("BUS_SQLITE_URL", Some(self.sqlite_url.clone())),
             ("AMQP_URL", Some(self.amqp_url.clone())),
             ("SQS_QUEUE_URL", self.sqs_queue_url.clone()),
             ("BUS_PROVISION", Some("false".to_owned())),
@@ -159,7 +168,7 @@ impl Target {
 
     fn describe(&self) -> String {
         match self {
-            Self::Admin(admin) => format!("memory bus via {}/admin/dlq", admin.base()),
+            Self::Admin(admin) => format!("notifications' bus via {}/admin/dlq", admin.base()),
             Self::Broker { bus, queue } => format!("{} queue {queue}-dlq", bus.backend()),
         }
     }
@@ -168,7 +177,7 @@ impl Target {
 /// The client's error, with the way round it when the admin routes are off: the broker itself.
 fn refused(err: ApiError) -> String {
     match err {
-        ApiError::RoutesOff { .. } => format!("{err}, or name the broker with --bus rabbitmq|sqs"),
+        ApiError::RoutesOff { .. } => format!("{err}, or name the bus with --bus sqlite|rabbitmq|sqs"),
         other => other.to_string(),
     }
 }

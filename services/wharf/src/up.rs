@@ -2,8 +2,9 @@
 //!
 //! Each service gets its own configuration from the environment, with its own port and database
 //! variables (`PRODUCTS_PORT`, `ORDERS_DATABASE_URL`, …) since one `PORT` cannot serve three
-//! listeners. The services share one bus — by default the in-process memory bus, which is what
-//! connects orders to notifications here.
+//! listeners. The services share one bus — by default the durable SQLite bus in `data/bus.db`
+//! beside their databases, which is what connects orders to notifications here: an order's event
+//! waits there until its email is sent, across Ctrl-C, crashes and restarts.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -89,7 +90,8 @@ fn configure(args: &UpArgs) -> Result<Platform, String> {
 
     let mut env = env_for(&process, &SLOTS[2], &mut shared);
     env.set_default("LOG_FORMAT", "pretty");
-    // The memory bus's dead letters live in this process: `/admin/dlq` is how `wharf dlq` sees them.
+    // `/admin/dlq` is how `wharf dlq --bus memory` sees dead letters that live in this process
+    // (`BUS=memory`); with the default SQLite bus `wharf dlq` can also open the file itself.
     env.set_default("ADMIN_ENABLED", "true");
     let mut notifications = notifications::NotificationsConfig::from_env(&mut env);
     notifications.service.port_variable = SLOTS[2].port_variable;

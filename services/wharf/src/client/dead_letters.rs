@@ -1,6 +1,6 @@
 //! Notifications' `/admin/dlq*` routes (mounted with `ADMIN_ENABLED=true`): the order-events
-//! dead-letter queue of a memory bus, which lives inside the notifications process and so can only
-//! be reached through it.
+//! dead-letter queue of whatever bus notifications runs on — the only way to a memory bus's, which
+//! lives inside the notifications process.
 
 use reqwest::Method;
 use serde::Deserialize;

@@ -38,6 +38,8 @@ pub struct Platform {
     pub orders: String,
     pub notifications: String,
     pub dir: TempDir,
+    ports: [u16; 3],
+    vars: Vec<(String, String)>,
 }
 
 impl Platform {
@@ -47,8 +49,27 @@ impl Platform {
     pub fn start(vars: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("wharf-up");
         let ports = free_ports();
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let child = Self::spawn(&dir, ports, &vars);
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let mut platform = Self {
+            child,
+            products: url(ports[0]),
+            orders: url(ports[1]),
+            notifications: url(ports[2]),
+            dir,
+            ports,
+            vars,
+        };
+        platform.wait_ready();
+        platform
+    }
+
+    fn spawn(dir: &TempDir, ports: [u16; 3], vars: &[(String, String)]) -> Child {
         // Kept in the directory and shown if start-up fails; a file never fills up as a pipe would.
-        let stderr = std::fs::File::create(dir.path().join("wharf-up.stderr")).unwrap();
+        // Appended to: a restarted platform adds to what the earlier run wrote.
+        let stderr =
+            std::fs::File::options().create(true).append(true).open(dir.path().join("wharf-up.stderr")).unwrap();
         let mut command = wharf();
         command
             .args(["up", "--no-seed"])
@@ -68,12 +89,38 @@ impl Platform {
         for (name, value) in vars {
             command.env(name, value);
         }
-        let child = command.spawn().expect("wharf up starts");
-        let url = |port: u16| format!("http://127.0.0.1:{port}");
-        let mut platform =
-            Self { child, products: url(ports[0]), orders: url(ports[1]), notifications: url(ports[2]), dir };
-        platform.wait_ready();
-        platform
+        command.spawn().expect("wharf up starts")
+    }
+
+    /// Kills the platform with SIGKILL, as a crash or `kill -9` would: nothing is flushed or
+    /// released. Its directory (databases, bus) stays for [`Platform::restart`].
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Stops the platform with SIGINT, as Ctrl-C does, and returns its exit status once it has
+    /// exited (failing the test if it takes longer than `within`).
+    pub fn interrupt(&mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(sent.success(), "could not send SIGINT to wharf up ({pid})");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "wharf up still running {within:?} after SIGINT:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts `wharf up` again in the same directory, on the same ports and with the same
+    /// variables, once the previous run has exited ([`Platform::kill`], [`Platform::interrupt`]).
+    pub fn restart(&mut self) {
+        assert!(self.child.try_wait().unwrap().is_some(), "restart needs the previous run to have exited");
+        self.child = Self::spawn(&self.dir, self.ports, &self.vars);
+        self.wait_ready();
     }
 
     fn wait_ready(&mut self) {
@@ -93,7 +140,7 @@ impl Platform {
     }
 
     /// What `wharf up` wrote on stderr so far.
-    fn stderr(&self) -> String {
+    pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("wharf-up.stderr")).unwrap_or_default()
     }
 
