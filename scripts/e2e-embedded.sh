@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Tier 3 (embedded): `wharf up` as a real process on free ports, then `wharf smoke` against it.
+# Tier 3 (embedded): `wharf up` as a real process on free ports, then
+#   1. `wharf smoke` against it, and Ctrl-C must end it cleanly (exit 0);
+#   2. with every default (the durable SQLite bus, 2–3 s mock email delays), the default
+#      `wharf load` must pass: zero errors and every order placed notified (missing: 0).
 # The platform is stopped by PID whatever happens; its data lives in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,31 +25,48 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(cd "$work" && exec env PRODUCTS_PORT="$products_port" ORDERS_PORT="$orders_port" NOTIFICATIONS_PORT="$notifications_port" \
-  SEND_DELAY_EMAIL_MS=200-400 LOG_FORMAT=json "$wharf" up >"$work/up.log" 2>&1) &
-pid=$!
+targets() { echo --products "http://127.0.0.1:$products_port" --orders "http://127.0.0.1:$orders_port" \
+  --notifications "http://127.0.0.1:$notifications_port"; }
 
-ready=""
-for _ in $(seq 1 200); do
-  if curl -fsS "http://127.0.0.1:$orders_port/health/ready" >/dev/null 2>&1; then ready=yes; break; fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$ready" ]; then
-  echo "e2e: wharf up did not become ready" >&2
-  tail -n 50 "$work/up.log" >&2
-  exit 1
-fi
+up() { # VAR=value…: starts `wharf up` in a fresh data directory and waits until orders is ready
+  rm -rf "$work/data" && mkdir -p "$work/data"
+  (cd "$work/data" && exec env PRODUCTS_PORT="$products_port" ORDERS_PORT="$orders_port" \
+    NOTIFICATIONS_PORT="$notifications_port" LOG_FORMAT=json "$@" "$wharf" up >"$work/up.log" 2>&1) &
+  pid=$!
+  local ready="" _
+  for _ in $(seq 1 200); do
+    if curl -fsS "http://127.0.0.1:$orders_port/health/ready" >/dev/null 2>&1; then ready=yes; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$ready" ]; then
+    echo "e2e: wharf up did not become ready" >&2
+    tail -n 50 "$work/up.log" >&2
+    exit 1
+  fi
+}
 
-"$wharf" smoke --products "http://127.0.0.1:$products_port" --orders "http://127.0.0.1:$orders_port" \
-  --notifications "http://127.0.0.1:$notifications_port" --wait 20
+down() { # Ctrl-C, which must end wharf up with exit 0
+  kill -INT "$pid"
+  local status=0
+  wait "$pid" || status=$?
+  pid=""
+  if [ "$status" -ne 0 ]; then
+    echo "e2e: wharf up exited $status after Ctrl-C (expected 0)" >&2
+    tail -n 50 "$work/up.log" >&2
+    exit 1
+  fi
+}
 
-kill -INT "$pid"
-status=0
-wait "$pid" || status=$?
-pid=""
-if [ "$status" -ne 0 ]; then
-  echo "e2e: wharf up exited $status after Ctrl-C (expected 0)" >&2
-  exit 1
-fi
-echo "e2e: wharf up + smoke passed; clean shutdown"
+# shellcheck disable=SC2046 # targets prints separate words on purpose
+{
+  up SEND_DELAY_EMAIL_MS=200-400
+  "$wharf" smoke $(targets) --wait 20
+  down
+  echo "e2e: wharf up + smoke passed; clean shutdown"
+
+  up
+  "$wharf" load $(targets) || { tail -n 30 "$work/up.log" >&2; echo "e2e: the default wharf load failed against the default wharf up" >&2; exit 1; }
+  down
+  echo "e2e: the default wharf load passed against the default wharf up (durable bus, 2-3 s email delays)"
+}

@@ -103,6 +103,10 @@ pub enum SettleFailure {
     /// The broker failed the acknowledgement.
     #[error("{0}")]
     Amqp(lapin::Error),
+    /// The local bus's lease on the delivery ran out and another consumer claimed it: that
+    /// consumer now owns the message.
+    #[error("its lease expired and it was claimed again")]
+    LeaseLost,
     /// SQS refused this one entry of a batch (its code and message).
     #[error("SQS refused it: {code}: {message}")]
     Refused { code: String, message: String },

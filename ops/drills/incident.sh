@@ -130,17 +130,21 @@ for _ in $(seq 1 600); do
   if python3 - "$work/placed.log" "$(platform_url notifications)" <<'PY'
 import json, sys, urllib.request
 accepted = {int(line.split()[2]) for line in open(sys.argv[1]) if line.split()[1] == "201"}
-sent, offset = set(), 0
+sent, offset = [], 0
 while True:
     with urllib.request.urlopen(f"{sys.argv[2]}/api/notifications?limit=1000&offset={offset}", timeout=5) as answer:
         page = json.load(answer)
-    sent |= {n["orderId"] for n in page if n.get("status") == "Sent" and n.get("orderId") is not None}
+    sent += [n["orderId"] for n in page if n.get("status") == "Sent" and n.get("orderId") is not None]
     if len(page) < 1000:
         break
     offset += 1000
-sys.exit(0 if accepted <= sent else 1)
+if len(sent) != len(set(sent)):
+    print("incident drill: an order was notified twice", file=sys.stderr)
+    sys.exit(2)
+sys.exit(0 if accepted <= set(sent) else 1)
 PY
-  then drained=yes; break; fi
+  then drained=yes; break
+  elif [ $? -eq 2 ]; then platform_die "an order's email was sent twice"; fi
   sleep 0.2
 done
 [ -n "$drained" ] || platform_die "not every accepted order was notified within 120 s of recovery"
@@ -151,7 +155,7 @@ rm -f "$work/stop"
 probe products-release "$(platform_url products)/api/products/$product" &
 probe_release=$!
 sleep 2
-"$bin/wharf" chaos errors --url "$(platform_url products)" --rate 100% --for 10m >/dev/null
+"$bin/wharf" chaos errors --url "$(platform_url products)" --rate 1 --for 10m >/dev/null
 event "release: products answers 500 to every API request (the bad release)"
 sleep 3
 event "rollback: the previous products binary started"

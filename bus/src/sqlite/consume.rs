@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{BACKEND, Store, after_ms, now_ms, sqlite_error};
 use crate::BoxFuture;
 use crate::delivery::{DeadLetterNote, Delivery, Received, Settler};
-use crate::error::BusError;
+use crate::error::{BusError, SettleFailure};
 use crate::message::Metadata;
 use crate::queue::QueueName;
 use crate::subscription::{AbortOnDrop, Feed, Subscription};
@@ -222,12 +222,10 @@ struct SqliteSettler {
 }
 
 /// The row is not this delivery's any more: its lease expired and it was claimed again.
-const LEASE_LOST: &str = "its lease expired and it was claimed again";
-
 impl SqliteSettler {
     /// Runs `sql` (parameters `?1` seq, `?2` lease, `?3` attempts, then `extra`) on this
     /// delivery's row; fails if the row is no longer this delivery's.
-    async fn settle(&self, sql: &'static str, extra: Extra) -> Result<(), String> {
+    async fn settle(&self, sql: &'static str, extra: Extra) -> Result<(), SettleFailure> {
         let query = sqlx::query(sql).bind(self.seq).bind(&self.lease.token).bind(self.attempts);
         let query = match extra {
             Extra::None => query,
@@ -236,11 +234,16 @@ impl SqliteSettler {
                 query.bind(queue).bind(reason).bind(i64::from(attempts)).bind(at)
             }
         };
-        let changed = query.execute(&self.lease.store.pool).await.map_err(|err| err.to_string())?.rows_affected();
-        if changed == 1 { Ok(()) } else { Err(LEASE_LOST.to_owned()) }
+        let started = Instant::now();
+        let changed = query
+            .execute(&self.lease.store.pool)
+            .await
+            .map_err(|err| sqlite_error("settle in", self.lease.queue.as_str(), started, &err))?
+            .rows_affected();
+        if changed == 1 { Ok(()) } else { Err(SettleFailure::LeaseLost) }
     }
 
-    async fn dead_letter_row(&self, note: DeadLetterNote) -> Result<(), String> {
+    async fn dead_letter_row(&self, note: DeadLetterNote) -> Result<(), SettleFailure> {
         const SQL: &str = "UPDATE bus_messages
             SET queue = ?4, lease = NULL, visible_at = ?7, dead_reason = ?5, dead_attempts = ?6, dead_at = ?7
             WHERE seq = ?1 AND lease = ?2 AND attempts = ?3";
@@ -262,12 +265,12 @@ enum Extra {
 }
 
 impl Settler for SqliteSettler {
-    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), String>> {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), SettleFailure>> {
         const SQL: &str = "DELETE FROM bus_messages WHERE seq = ?1 AND lease = ?2 AND attempts = ?3";
         Box::pin(async move { self.settle(SQL, Extra::None).await })
     }
 
-    fn retry(self: Box<Self>, delay: Duration, _attempts: u32) -> BoxFuture<'static, Result<(), String>> {
+    fn retry(self: Box<Self>, delay: Duration, _attempts: u32) -> BoxFuture<'static, Result<(), SettleFailure>> {
         // The claim counts the next attempt.
         const SQL: &str = "UPDATE bus_messages SET lease = NULL, visible_at = ?4
             WHERE seq = ?1 AND lease = ?2 AND attempts = ?3";
@@ -279,7 +282,7 @@ impl Settler for SqliteSettler {
         })
     }
 
-    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), String>> {
+    fn dead_letter(self: Box<Self>, note: DeadLetterNote) -> BoxFuture<'static, Result<(), SettleFailure>> {
         Box::pin(async move { self.dead_letter_row(note).await })
     }
 
