@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tier 3 (services): products, orders and notifications as three separate processes, each with its
-# own PostgreSQL database (created if missing), over RabbitMQ and then over SQS (moto), driven by
+# own PostgreSQL database (created afresh), over RabbitMQ and then over SQS (moto), driven by
 # `wharf smoke`, `wharf load`, `wharf chaos` and `wharf dlq`:
 #
 #   1. smoke                                  6. DLQ: a poison order is dead-lettered, listed, replayed
@@ -14,78 +14,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# shellcheck source=scripts/lib/binaries.sh
-source scripts/lib/binaries.sh
-bin="$(wharf_binaries)"
-eval "$(scripts/dev-services.sh up)"
-
-work=$(mktemp -d)
-declare -A pid=() port=()
-failed=""
+# shellcheck source=scripts/lib/platform.sh
+source scripts/lib/platform.sh
+platform_init wharf_e2e
 
 say() { printf '\n--- e2e: %s\n' "$*"; }
-die() {
-  echo "e2e: FAILED: $*" >&2
-  failed=yes
-  exit 1
-}
+die() { platform_die "$@"; }
+url() { platform_url "$1"; }
+stop() { platform_stop "$@"; }
+targets=("${platform_targets[@]}")
 
-stop() { # name [signal]: stops one service and waits for it
-  local name=$1 signal=${2:-TERM} p=${pid[$1]:-}
-  [ -n "$p" ] || return 0
-  kill "-$signal" "$p" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$p" 2>/dev/null || true
-  wait "$p" 2>/dev/null || true
-  pid[$name]=""
-}
-
-cleanup() {
-  local status=$?
-  for name in orders notifications products; do stop "$name"; done
-  if [ -n "$failed" ] || [ "$status" -ne 0 ]; then
-    for log in "$work"/*.log; do
-      [ -f "$log" ] || continue
-      echo "=== last lines of $(basename "$log")" >&2
-      tail -n 30 "$log" >&2
-    done
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-for name in products orders notifications; do port[$name]=$(free_port); done
-url() { echo "http://127.0.0.1:${port[$1]}"; }
-targets=(--products "$(url products)" --orders "$(url orders)" --notifications "$(url notifications)")
-
-# One database per service, as in production; created if missing, kept between runs.
-pg_base="${WHARF_TEST_POSTGRES_URL%/*}"
-for name in products orders notifications; do
-  db="wharf_e2e_$name"
-  if ! psql "$WHARF_TEST_POSTGRES_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
-    psql "$WHARF_TEST_POSTGRES_URL" -qc "CREATE DATABASE $db" || die "cannot create database $db"
-  fi
-done
-
-bus_env=()
-use_rabbitmq() { bus_env=(BUS=rabbitmq "AMQP_URL=$WHARF_TEST_AMQP_URL" BUS_QUEUE=wharf-e2e-orders); }
-use_sqs() { bus_env=(BUS=sqs "AWS_ENDPOINT_URL=$WHARF_TEST_SQS_ENDPOINT" BUS_PROVISION=true BUS_QUEUE=wharf-e2e-orders); }
-
-start() { # name: starts one service with the current bus and waits until it is ready
-  local name=$1
-  (exec env HOST=127.0.0.1 "PORT=${port[$name]}" "DATABASE_URL=$pg_base/wharf_e2e_$name" "${bus_env[@]}" \
-    LOG_FORMAT=json RUST_LOG=info CHAOS_ENABLED=true ADMIN_ENABLED=true \
-    BUS_MAX_ATTEMPTS=3 EVENT_RETRY_DELAY_MS=300 SEND_DELAY_EMAIL_MS=20-80 SEND_ATTEMPTS=2 \
-    "PRODUCTS_URL=$(url products)" PRODUCTS_TIMEOUT_MS=1000 PRODUCTS_RETRIES=1 BREAKER_FAILURES=3 BREAKER_OPEN_SECS=2 \
-    "$bin/$name" >>"$work/$name.log" 2>&1) &
-  pid[$name]=$!
-  for _ in $(seq 1 300); do
-    curl -fsS "$(url "$name")/health/ready" >/dev/null 2>&1 && return 0
-    kill -0 "${pid[$name]}" 2>/dev/null || die "$name exited during start-up"
-    sleep 0.1
-  done
-  die "$name not ready within 30 s"
+start() { # name: starts one service with the current bus and the tier's short delays and attempts
+  platform_start "$1" BUS_MAX_ATTEMPTS=3 EVENT_RETRY_DELAY_MS=300 SEND_ATTEMPTS=2
 }
 
 start_all() { start products && start notifications && start orders; }
@@ -115,10 +55,9 @@ load() { # label report-file load-options...: runs wharf load, requiring zero er
   check_report "$label" "$report"
 }
 
-use_rabbitmq
 say "three processes over PostgreSQL + RabbitMQ"
 start_all
-"$bin/wharf" dlq purge --yes --bus rabbitmq --queue wharf-e2e-orders --amqp-url "$WHARF_TEST_AMQP_URL" >/dev/null
+"$bin/wharf" dlq purge --yes --bus rabbitmq --queue "$platform_queue" --amqp-url "$WHARF_TEST_AMQP_URL" >/dev/null
 
 say "1. smoke"
 "$bin/wharf" smoke "${targets[@]}" --wait 20 || die "smoke failed"
@@ -131,9 +70,7 @@ say "3. kill -9 notifications during load, then restart it"
   --duration 12s --users 6 --mix products=50,orders=50 >"$work/kill9.json" &
 load_pid=$!
 sleep 3
-kill -KILL "${pid[notifications]}"
-wait "${pid[notifications]}" 2>/dev/null || true
-pid[notifications]=""
+platform_stop notifications KILL
 echo "e2e: notifications killed with SIGKILL"
 sleep 3
 start notifications
@@ -214,15 +151,15 @@ print(found[0]['deadLetteredAt'] or 'unknown' if found else '')"
 }
 
 say "6. dead letters over RabbitMQ: a poison order is dead-lettered, listed, replayed and purged"
-dlq_drill --bus rabbitmq --queue wharf-e2e-orders --amqp-url "$WHARF_TEST_AMQP_URL"
+dlq_drill --bus rabbitmq --queue "$platform_queue" --amqp-url "$WHARF_TEST_AMQP_URL"
 
 say "7. the same over SQS (moto)"
 for name in orders notifications products; do stop "$name"; done
-use_sqs
+platform_use_sqs
 start_all
 "$bin/wharf" smoke "${targets[@]}" --wait 30 || die "smoke over SQS failed"
 load "load over SQS" "$work/sqs.json" --requests 150 --users 4
-AWS_ENDPOINT_URL="$WHARF_TEST_SQS_ENDPOINT" dlq_drill --bus sqs --queue wharf-e2e-orders
+AWS_ENDPOINT_URL="$WHARF_TEST_SQS_ENDPOINT" dlq_drill --bus sqs --queue "$platform_queue"
 
 say "all scenarios passed"
 cat "$work/summary"

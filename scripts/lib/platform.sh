@@ -1,10 +1,14 @@
 # shellcheck shell=bash
 # The three services as separate processes on free ports, each with its own PostgreSQL database,
-# over RabbitMQ: the local stand-in for a deployment that the operations drills (ops/drills/) act on.
+# over RabbitMQ or SQS: the local stand-in for a deployment that the end-to-end tier
+# (scripts/e2e-services.sh) and the operations drills (ops/drills/) act on.
 #
 #   source scripts/lib/platform.sh
-#   platform_init <database-prefix>    # binaries, dev services, free ports, fresh databases, $work
-#   platform_start <service>           # starts one service and waits until /health/ready is 200
+#   platform_init <database-prefix>    # binaries, dev services, free ports, fresh databases, $work;
+#                                      # $platform_queue is the order-events queue
+#   platform_use_rabbitmq | platform_use_sqs   # the bus of the services started next (RabbitMQ first)
+#   platform_start <service> [VAR=value…]      # starts one service (with extra settings) and waits
+#                                      # until /health/ready is 200
 #   platform_stop <service> [signal]   # stops one service (TERM by default) and waits
 #   platform_url <service>             # its base URL
 #   platform_database_url <service>    # its DATABASE_URL
@@ -46,6 +50,13 @@ platform_init() { # database-prefix
   platform_targets=(--products "$(platform_url products)" --orders "$(platform_url orders)"
     --notifications "$(platform_url notifications)")
   platform_queue="${platform_prefix//_/-}-orders"
+  platform_use_rabbitmq
+}
+
+# The bus the next platform_start uses: RabbitMQ (the default) or the SQS API of the dev services.
+platform_use_rabbitmq() { platform_bus_env=(BUS=rabbitmq "AMQP_URL=$WHARF_TEST_AMQP_URL" "BUS_QUEUE=$platform_queue"); }
+platform_use_sqs() {
+  platform_bus_env=(BUS=sqs "AWS_ENDPOINT_URL=$WHARF_TEST_SQS_ENDPOINT" BUS_PROVISION=true "BUS_QUEUE=$platform_queue")
 }
 
 platform_url() { echo "http://127.0.0.1:${platform_port[$1]}"; }
@@ -55,8 +66,7 @@ platform_start() { # service [extra VAR=value…]
   local name=$1
   shift
   (exec env HOST=127.0.0.1 "PORT=${platform_port[$name]}" "DATABASE_URL=$(platform_database_url "$name")" \
-    BUS=rabbitmq "AMQP_URL=$WHARF_TEST_AMQP_URL" "BUS_QUEUE=$platform_queue" \
-    LOG_FORMAT=json RUST_LOG=info ADMIN_ENABLED=true CHAOS_ENABLED=true SEND_DELAY_EMAIL_MS=20-80 \
+    "${platform_bus_env[@]}" LOG_FORMAT=json RUST_LOG=info ADMIN_ENABLED=true CHAOS_ENABLED=true SEND_DELAY_EMAIL_MS=20-80 \
     "PRODUCTS_URL=$(platform_url products)" PRODUCTS_TIMEOUT_MS=1000 PRODUCTS_RETRIES=1 BREAKER_FAILURES=3 \
     BREAKER_OPEN_SECS=2 "$@" "$bin/$name" >>"$work/$name.log" 2>&1) &
   platform_pid[$name]=$!
