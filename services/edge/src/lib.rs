@@ -10,6 +10,7 @@
 //! - `/health`, `/health/live`, `/health/ready` ([`health`]), `/metrics` ([`metrics`]),
 //!   `/openapi.json` and `/swagger` ([`docs`]), and when enabled `/admin/chaos/*` ([`chaos`]):
 //!   kill actors, inject latency and errors, force unreadiness;
+//! - one SERVER span per request, continuing an incoming W3C `traceparent` ([`trace`]);
 //! - graceful shutdown: stop accepting, drain in-flight requests up to a deadline ([`server`]).
 
 pub mod body;
@@ -19,10 +20,12 @@ pub mod health;
 pub mod metrics;
 pub mod paging;
 pub mod problem;
+mod process_metrics;
 pub mod reply;
 pub mod request;
 pub mod security;
 pub mod server;
+pub mod trace;
 
 pub use body::json_body;
 pub use health::{Check, CheckOutcome, CheckStatus};

@@ -105,6 +105,7 @@ impl Edge {
     pub fn new(service: ServiceName, config: EdgeConfig, liveness: Liveness) -> Self {
         let mut registry = Registry::with_prefix("wharf");
         let metrics = HttpMetrics::register(&mut registry);
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         let chaos = Arc::new(chaos::Drill::new());
         if config.chaos_enabled {
             chaos.register(&mut registry);
@@ -321,6 +322,8 @@ struct InFlight {
     method: http::Method,
     started: Instant,
     status: Option<StatusCode>,
+    /// The request's SERVER span; the access log line is written inside it.
+    span: tracing::Span,
 }
 
 impl InFlight {
@@ -336,17 +339,29 @@ impl Drop for InFlight {
         // 499 (client closed request) for a request abandoned before its response was ready.
         let status = self.status.unwrap_or(StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST));
         self.state.metrics.finished(&self.method, route, status, elapsed);
-        tracing::info!(
-            target: "wharf::http",
-            service = self.state.service.short,
-            method = %self.method,
-            route,
-            path = self.scope.uri.path(),
-            status = status.as_u16(),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            correlation_id = self.scope.correlation_id.to_str().unwrap_or_default(),
-            "request"
-        );
+        crate::trace::finish(&self.span, &self.method, route, status);
+        let _inside = self.span.enter();
+        macro_rules! access_log {
+            ($level:expr) => {
+                tracing::event!(
+                    target: "wharf::http",
+                    $level,
+                    service = self.state.service.short,
+                    method = %self.method,
+                    route,
+                    path = self.scope.uri.path(),
+                    status = status.as_u16(),
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                    correlation_id = self.scope.correlation_id.to_str().unwrap_or_default(),
+                    "request"
+                )
+            };
+        }
+        if crate::trace::is_probe(self.scope.uri.path()) {
+            access_log!(tracing::Level::DEBUG);
+        } else {
+            access_log!(tracing::Level::INFO);
+        }
     }
 }
 
@@ -361,19 +376,22 @@ where
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let scope = Arc::new(RequestScope::new(request.headers().get(CORRELATION_HEADER), request.uri().clone()));
+        let span = crate::trace::server_span(
+            self.state.service.short,
+            request.method(),
+            request.uri().path(),
+            request.headers(),
+            scope.correlation_id.to_str().unwrap_or_default(),
+        );
         let mut guard = InFlight {
             state: self.state.clone(),
             scope: scope.clone(),
             method: request.method().clone(),
             started: Instant::now(),
             status: None,
+            span: span.clone(),
         };
         guard.state.metrics.started();
-        let span = tracing::info_span!(
-            "request",
-            service = guard.state.service.short,
-            correlation_id = scope.correlation_id.to_str().unwrap_or_default()
-        );
         // With no chaos drill armed this is one atomic load and nothing else (no clone, no
         // allocation); see `chaos::Drill::faults_for`.
         let drill =

@@ -156,6 +156,8 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
                     attempts: config.senders.attempts,
                     final_on_failure: true,
                     reply: None,
+                    // Resumed at start-up: the request that asked for it is long gone.
+                    parent: tracing::Span::none(),
                 };
                 if let Err(err) = senders.submit(job) {
                     tracing::warn!(error = %err, "could not resubmit a pending notification; it stays Pending");

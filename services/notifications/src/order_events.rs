@@ -9,9 +9,11 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
 use wharf_actors::PoolHandle;
 use wharf_bus::{DeliveryContext, Envelope, EventKind, Handler, Outcome};
 use wharf_contact::EmailAddress;
+use wharf_edge::trace;
 use wharf_events::OrderPlaced;
 
 use crate::domain::{Channel, DeliveryStatus, MessageText, NewNotification, Recipient};
@@ -46,7 +48,28 @@ impl Handler for OrderPlacedHandler {
         vec![EventKind::of::<OrderPlaced>()]
     }
 
+    /// Runs inside a CONSUMER span (`<queue> process`) that continues the trace the message
+    /// carries (its `traceparent` metadata, else the envelope's), so every line logged while
+    /// handling it names the order's correlation and trace ids, and the send is its child.
     async fn handle(&self, envelope: &Envelope, context: &DeliveryContext) -> Outcome {
+        let span = tracing::info_span!(
+            "process",
+            otel.name = %format_args!("{} process", context.queue.as_str()),
+            otel.kind = "consumer",
+            messaging.operation.type = "process",
+            messaging.destination.name = context.queue.as_str(),
+            messaging.message.id = context.message_id.as_str(),
+            messaging.message.delivery_attempt = context.attempt,
+            service = "notifications",
+            correlation_id = envelope.correlation_id(),
+        );
+        trace::continue_from(&span, context.metadata.traceparent.as_deref().or(envelope.traceparent()));
+        self.handle_in(envelope, context).instrument(span).await
+    }
+}
+
+impl OrderPlacedHandler {
+    async fn handle_in(&self, envelope: &Envelope, context: &DeliveryContext) -> Outcome {
         let event = match envelope.decode::<OrderPlaced>() {
             Ok(event) => event,
             Err(err) => return Outcome::dead_letter(format!("OrderPlaced payload does not decode: {err}")),
@@ -96,6 +119,7 @@ impl Handler for OrderPlacedHandler {
             // On the bus's last attempt a failure is final: the event goes to the DLQ.
             final_on_failure: context.is_last_attempt(),
             reply: Some(reply),
+            parent: tracing::Span::current(),
         };
         // Started by a sender, then delivered on its own task: the event is acked only once the
         // notification is Sent.

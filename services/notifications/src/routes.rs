@@ -120,6 +120,7 @@ async fn send(api: NotificationsApi, body: Value) -> Result<Response, Infallible
                 attempts: api.attempts,
                 final_on_failure: true,
                 reply: None,
+                parent: tracing::Span::current(),
             };
             if let Err(err) = api.senders.submit(job) {
                 // Not accepted after all: remove the row rather than leave a send nobody will make.

@@ -24,6 +24,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tracing::Instrument;
 use wharf_actors::Worker;
 
 use crate::domain::{Channel, Notification};
@@ -76,6 +77,9 @@ pub struct SendJob {
     pub final_on_failure: bool,
     /// Who waits for the outcome (`None`: nobody, a direct send).
     pub reply: Option<Reply>,
+    /// The span the send belongs under (the event's consume span, the request of a direct
+    /// send; none for a send resumed at start-up): the delivery runs on its own task.
+    pub parent: tracing::Span,
 }
 
 /// A delivery's outcome, as its waiter receives it.
@@ -188,8 +192,18 @@ impl Worker for Sender {
         };
         let delivery = Arc::clone(&self.delivery);
         let job = job.clone();
+        let span = tracing::info_span!(
+            parent: &job.parent,
+            "send",
+            otel.name = %format_args!("send {}", job.notification.channel.as_str()),
+            otel.kind = "client",
+            service = "notifications",
+            correlation_id = job.correlation_id.as_str(),
+            notification.id = job.notification.id,
+            notification.channel = job.notification.channel.as_str(),
+        );
         tokio::spawn(async move {
-            let outcome = delivery.deliver(&job, permit).await;
+            let outcome = delivery.deliver(&job, permit).instrument(span).await;
             if let Some(reply) = &job.reply {
                 reply.send(outcome);
             }

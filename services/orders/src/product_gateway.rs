@@ -54,7 +54,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use time::format_description::well_known::Rfc3339;
+use tracing::Instrument;
 use wharf_actors::{ChildSpec, PoolHandle, RestartPolicy, pool};
+use wharf_edge::trace::TRACE_TARGET;
 use wharf_edge::{Check, CheckOutcome, CheckStatus};
 
 pub use self::answer::{GatewayError, Lookup, ProductSnapshot, Source};
@@ -100,20 +102,32 @@ pub struct ProductGateway {
 impl ProductGateway {
     /// Product `id`, live or from the fallback cache. `correlation_id` is sent to products as
     /// `X-Correlation-ID` on every attempt (an empty or unusable id is not sent).
+    /// The lookup is one CLIENT span (`GET /api/products/{id}`) in the request's trace; its
+    /// retries, breaker rejections and cache answers are events on it, and products' SERVER
+    /// span is its child.
     pub async fn lookup(&self, id: i64, correlation_id: &str) -> Result<Lookup, GatewayError> {
-        let result = self.run(id, correlation_id).await;
+        let span = tracing::info_span!(
+            target: TRACE_TARGET,
+            "GET /api/products/{id}",
+            otel.kind = "client",
+            http.request.method = "GET",
+            url.template = "/api/products/{id}",
+            product.id = id,
+        );
+        let result = self.run(id, correlation_id, &span).instrument(span.clone()).await;
         self.gateway.metrics.record_lookup(&result);
         result
     }
 
-    async fn run(&self, id: i64, correlation_id: &str) -> Result<Lookup, GatewayError> {
+    async fn run(&self, id: i64, correlation_id: &str, span: &tracing::Span) -> Result<Lookup, GatewayError> {
         // While the circuit is open there is nothing for a worker to do: answering here keeps
         // open-circuit lookups fast even when the pool is busy.
         if self.gateway.breaker.open_remaining().is_some() {
             self.gateway.metrics.rejections.inc();
+            tracing::info!(target: TRACE_TARGET, "circuit open: products not asked");
             return self.gateway.fallback(id, "the circuit to products is open", None);
         }
-        let job = GatewayJob { id, correlation_id: correlation_id.to_owned() };
+        let job = GatewayJob { id, correlation_id: correlation_id.to_owned(), span: span.clone() };
         match tokio::time::timeout(self.wait_limit, self.pool.call(job)).await {
             Ok(Ok(result)) => result,
             Ok(Err(err)) => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use wharf_config::Env;
 
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFormat, TraceConfig};
 
 /// What every wharf service reads: where to listen, its database, logging and edge limits.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct ServiceConfig {
     pub store_queue: usize,
     pub log_format: LogFormat,
     pub log_filter: String,
+    /// `OTEL_*`: trace export (off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+    pub traces: TraceConfig,
     pub chaos_enabled: bool,
     /// `BODY_LIMIT_BYTES`: the largest request body accepted.
     pub body_limit: u64,
@@ -57,6 +59,7 @@ impl ServiceConfig {
             env.parse("RUST_LOG", "info".to_owned(), "a tracing filter such as info or products=debug,info", |v| {
                 tracing_subscriber::EnvFilter::try_new(v).ok().map(|_| v.to_owned())
             });
+        let traces = TraceConfig::from_env(env, display_name(service));
         let chaos_enabled = env.boolean("CHAOS_ENABLED", false);
         let body_limit = env.integer("BODY_LIMIT_BYTES", 64 * 1024, 1..=64 * 1024 * 1024);
         let shutdown_grace = Duration::from_secs(env.integer("SHUTDOWN_GRACE_SECS", 10, 0..=3600));
@@ -71,6 +74,7 @@ impl ServiceConfig {
             store_queue,
             log_format,
             log_filter,
+            traces,
             chaos_enabled,
             body_limit,
             shutdown_grace,
@@ -98,6 +102,16 @@ impl ServiceConfig {
             chaos_enabled: self.chaos_enabled,
             port_variable: self.port_variable,
         }
+    }
+}
+
+/// The name a service goes by in health bodies and traces (`ProductService`).
+pub fn display_name(service: &str) -> &str {
+    match service {
+        "products" => "ProductService",
+        "orders" => "OrderService",
+        "notifications" => "NotificationService",
+        other => other,
     }
 }
 

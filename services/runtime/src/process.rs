@@ -1,6 +1,7 @@
 //! `main` for a wharf service binary: secrets (exit 1 if one cannot be read), configuration
-//! (exit 2 on a bad variable), logging, start-up (exit 1 if it fails), serving until
-//! SIGTERM/SIGINT (exit 0) or an escalated supervision failure (exit 1).
+//! (exit 2 on a bad variable), logging and traces, start-up (exit 1 if it fails), serving until
+//! SIGTERM/SIGINT (exit 0) or an escalated supervision failure (exit 1). Buffered log lines and
+//! spans are flushed on every one of those exits once telemetry is up (the guard's drop).
 //!
 //! `<binary> healthcheck` instead asks the running service on the configured `HOST`/`PORT`
 //! whether it is alive, exit 0 or 1: a distroless image has no curl for its `HEALTHCHECK`.
@@ -60,7 +61,7 @@ where
         return ExitCode::from(2);
     }
     let common = settings(&config);
-    let _telemetry = init_telemetry(common.log_format, &common.log_filter);
+    let _telemetry = init_telemetry(common.log_format, &common.log_filter, &common.traces);
     runtime.block_on(async {
         let running = match start(config).await {
             Ok(running) => running,

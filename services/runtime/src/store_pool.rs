@@ -13,6 +13,9 @@
 //! - a worker died under a read, or the pool is restarting → the read is redelivered or waits
 //!   for the pool, up to [`READ_PATIENCE`], because reads are safe to repeat;
 //! - any other database error → 500 (logged with its cause).
+//!
+//! Each call is a CLIENT span (`store read`, `store write`) in the caller's trace, from the
+//! moment it queues for a worker until its answer.
 
 use std::fmt;
 use std::future::Future;
@@ -21,8 +24,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::{Instant, error::Elapsed};
+use tracing::Instrument;
 use wharf_actors::{ChildSpec, PoolError, PoolHandle, Worker, pool};
 use wharf_edge::Problem;
+use wharf_edge::trace::TRACE_TARGET;
 
 use crate::ServiceConfig;
 
@@ -166,6 +171,18 @@ impl<S: Clone + Send + Sync + 'static> StoreClient<S> {
         F: Fn(S) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
+        let span =
+            tracing::info_span!(target: TRACE_TARGET, "store read", otel.kind = "client", wharf.store = self.what);
+        self.read_traced(read).instrument(span).await
+    }
+
+    async fn read_traced<T, E, F, Fut>(&self, read: F) -> Result<T, Problem>
+    where
+        T: Send + 'static,
+        E: Into<StoreError>,
+        F: Fn(S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
         let slot: Slot<T> = Arc::default();
         let read = Arc::new(read);
         let deadline = Instant::now() + READ_PATIENCE;
@@ -202,7 +219,10 @@ impl<S: Clone + Send + Sync + 'static> StoreClient<S> {
                 Box::pin(async move { deliver(&slot_for_job, run.await.map_err(Into::into)) })
             })))),
         };
-        let outcome = tokio::time::timeout(CALL_TIMEOUT, self.pool.call(job)).await;
+        let span =
+            tracing::info_span!(target: TRACE_TARGET, "store write", otel.kind = "client", wharf.store = self.what);
+        let outcome = tokio::time::timeout(CALL_TIMEOUT, self.pool.call(job)).instrument(span.clone()).await;
+        let _inside = span.enter();
         self.answer(outcome, &slot)
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use wharf_bus::Bus;
 use wharf_edge::server::shutdown_signal;
-use wharf_runtime::{Env, LogFormat, RunningService, init_telemetry};
+use wharf_runtime::{Env, LogFormat, RunningService, TraceConfig, init_telemetry};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -65,6 +65,7 @@ struct Platform {
     notifications: notifications::NotificationsConfig,
     log_format: LogFormat,
     log_filter: String,
+    traces: TraceConfig,
 }
 
 /// Reads every service's configuration; any bad variable stops here with exit code 2.
@@ -107,7 +108,14 @@ fn configure(args: &UpArgs) -> Result<Platform, String> {
         return Err(lines.join("\n"));
     }
     let (log_format, log_filter) = (products.service.log_format, products.service.log_filter.clone());
-    Ok(Platform { products, orders, notifications, log_format, log_filter })
+    // One process, one trace resource: `service.name` is `wharf` unless OTEL_SERVICE_NAME says
+    // otherwise; each span's `service` attribute tells the three apart.
+    let mut traces = products.service.traces.clone();
+    traces.service_name = process
+        .iter()
+        .find(|(k, v)| k == "OTEL_SERVICE_NAME" && !v.trim().is_empty())
+        .map_or_else(|| "wharf".to_owned(), |(_, v)| v.trim().to_owned());
+    Ok(Platform { products, orders, notifications, log_format, log_filter, traces })
 }
 
 /// Runs the platform until Ctrl-C (exit 0) or an escalated failure (exit 1).
@@ -119,7 +127,7 @@ pub fn run(args: UpArgs, runtime: &tokio::runtime::Runtime) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _telemetry = init_telemetry(platform.log_format, &platform.log_filter);
+    let _telemetry = init_telemetry(platform.log_format, &platform.log_filter, &platform.traces);
     runtime.block_on(async move {
         let services = match start(platform).await {
             Ok(services) => services,

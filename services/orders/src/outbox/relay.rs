@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use wharf_bus::{Bus, BusError, Envelope, QueueName};
+use tracing::Instrument;
+use wharf_bus::{BackendKind, Bus, BusError, Envelope, Message, QueueName};
+use wharf_edge::trace::{self, TRACE_TARGET};
 use wharf_runtime::{Env, StoreError, error_chain};
 
 use super::OutboxWritten;
@@ -204,10 +206,33 @@ async fn relay_rounds(args: &RelayArgs) -> Result<(), RelayError> {
     }
 }
 
+/// Publishes one row inside a PRODUCER span that continues the trace of the request that wrote
+/// it (the row's `traceparent`); the message carries the producer span's own context, so the
+/// consumer's span is its child.
 async fn publish(args: &RelayArgs, row: &OutboxRow) -> Result<(), RelayError> {
+    let span = tracing::info_span!(
+        target: TRACE_TARGET,
+        "publish",
+        otel.name = %format_args!("{} publish", args.queue.as_str()),
+        otel.kind = "producer",
+        messaging.system = messaging_system(args.bus.backend()),
+        messaging.operation.type = "send",
+        messaging.destination.name = args.queue.as_str(),
+        messaging.message.id = %row.event_id,
+        correlation_id = %row.correlation_id,
+    );
+    trace::continue_from(&span, row.traceparent.as_deref());
+    publish_row(args, row, &span).instrument(span.clone()).await
+}
+
+async fn publish_row(args: &RelayArgs, row: &OutboxRow, span: &tracing::Span) -> Result<(), RelayError> {
     let envelope = Envelope::from_json(row.envelope.as_bytes())
         .map_err(|source| RelayError::NotAnEnvelope { row: row.id, source })?;
-    args.bus.publish(&args.queue, &envelope).await.map_err(RelayError::Publish)?;
+    let mut message = Message::from_envelope(&envelope);
+    if let Some(traceparent) = trace::traceparent(span) {
+        message.metadata.traceparent = Some(traceparent);
+    }
+    args.bus.publish_message(&args.queue, &message).await.map_err(RelayError::Publish)?;
     // Confirmed by the bus: only now is the row done.
     if let Err(err) = args.outbox.mark_published(row.id).await {
         // The event is out; the row will be published again after its lease. Consumers dedupe.
@@ -215,6 +240,15 @@ async fn publish(args: &RelayArgs, row: &OutboxRow) -> Result<(), RelayError> {
     }
     tracing::debug!(row = row.id, event_id = %row.event_id, correlation_id = %row.correlation_id, attempt = row.attempts, "event published");
     Ok(())
+}
+
+/// The `messaging.system` semantic-convention value of a bus backend.
+/// Other backends go by their `BUS` word.
+fn messaging_system(backend: BackendKind) -> &'static str {
+    match backend.as_str() {
+        "sqs" => "aws_sqs",
+        other => other,
+    }
 }
 
 async fn refresh_lag(args: &RelayArgs) {

@@ -237,7 +237,12 @@ impl BreakerObserver {
                 tracing::debug!("no product cached to probe with; the next lookup probes products");
                 return;
             };
-            let job = GatewayJob { id, correlation_id: format!("breaker-probe-{}", uuid::Uuid::new_v4()) };
+            let job = GatewayJob {
+                id,
+                correlation_id: format!("breaker-probe-{}", uuid::Uuid::new_v4()),
+                // A probe belongs to no request's trace.
+                span: tracing::Span::none(),
+            };
             if let Err(err) = prober.pool.submit(job) {
                 tracing::debug!(error = %err, "could not queue the products probe; the next lookup probes");
             }

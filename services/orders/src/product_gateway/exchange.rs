@@ -92,10 +92,11 @@ impl fmt::Display for Failure {
 /// The largest body read from products; a product is a few hundred bytes.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The headers that carry a lookup's context to products: the correlation id today. The W3C
-/// trace context (`traceparent`, `tracestate`) belongs here too once telemetry propagates it.
-pub(super) fn context_headers(correlation_id: &str) -> HeaderMap {
+/// The headers that carry a lookup's context to products: the correlation id, and the W3C trace
+/// context (`traceparent`, `tracestate`) of the lookup's span when traces are exported.
+pub(super) fn context_headers(correlation_id: &str, span: &tracing::Span) -> HeaderMap {
     let mut headers = HeaderMap::new();
+    wharf_edge::trace::inject(span, &mut headers);
     if !correlation_id.is_empty() {
         match HeaderValue::from_str(correlation_id) {
             Ok(value) => {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ractor::ActorProcessingErr;
 use wharf_actors::Worker;
+use wharf_edge::trace::TRACE_TARGET;
 
 use super::answer::{GatewayError, Lookup, Source};
 use super::breaker::{Breaker, BreakerState};
@@ -28,6 +29,9 @@ pub(super) struct Gateway {
 pub(super) struct GatewayJob {
     pub(super) id: i64,
     pub(super) correlation_id: String,
+    /// The lookup's CLIENT span: its context goes to products as `traceparent`, and the
+    /// worker's retries are recorded on it.
+    pub(super) span: tracing::Span,
 }
 
 /// A gateway worker: performs lookups one at a time with its own HTTP client.
@@ -67,7 +71,7 @@ impl Gateway {
     /// A worker's lookup: attempts with retries through the breaker, then the cache.
     async fn fetch(&self, client: &reqwest::Client, job: &GatewayJob) -> Result<Lookup, GatewayError> {
         let url = format!("{}/api/products/{}", self.config.products_url, job.id);
-        let headers = context_headers(&job.correlation_id);
+        let headers = context_headers(&job.correlation_id, &job.span);
         let mut retry = 0;
         loop {
             let attempt = exchange(client, &url, headers.clone(), job.id);
@@ -84,6 +88,7 @@ impl Gateway {
                 }
                 Err(failsafe::Error::Rejected) => {
                     self.metrics.rejections.inc();
+                    tracing::info!(target: TRACE_TARGET, parent: &job.span, "circuit open: attempt rejected");
                     return self.fallback(job.id, "the circuit to products is open", None);
                 }
                 Err(failsafe::Error::Inner(failure)) => failure,
@@ -111,6 +116,7 @@ impl Gateway {
                 "retrying product lookup"
             );
             self.metrics.retries.get_or_create(&RetryLabels { reason }).inc();
+            tracing::info!(target: TRACE_TARGET, parent: &job.span, retry = retry + 1, reason, error = %failure, "retry");
             tokio::time::sleep(delay).await;
             retry += 1;
         }

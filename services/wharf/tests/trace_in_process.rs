@@ -1,0 +1,165 @@
+//! One order, one trace — the three services in one process on the memory bus, every span
+//! ended into one in-memory exporter (the wiring `wharf up` uses, with a test exporter).
+//!
+//! One `POST /api/orders` must yield: the orders SERVER span; under it the products lookup
+//! (CLIENT), whose child is products' SERVER span; the order store's write; the outbox relay's
+//! PRODUCER span; under that the notifications CONSUMER span, and under that the send — all
+//! with one trace id.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use serde_json::{Value, json};
+use wharf_bus::{Bus, BusConfig, MemoryBus};
+use wharf_runtime::{Env, LogFormat, RunningService, TraceConfig, init_telemetry_exporting_to};
+use wharf_testkit::TempDir;
+
+fn config_env(dir: &TempDir, db: &str, vars: &[(&str, String)]) -> Env {
+    let mut env = Env::from_pairs(vars.iter().map(|(k, v)| (*k, v.clone())));
+    env.set_default("PORT", "0");
+    env.set_default("DATABASE_URL", dir.sqlite_url(db));
+    env.set_default("SHUTDOWN_GRACE_SECS", "1");
+    env
+}
+
+async fn start_platform(dir: &TempDir) -> (RunningService, RunningService, RunningService) {
+    let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(&BusConfig::memory()));
+    let mut env = config_env(dir, "products.db", &[]);
+    let mut config = products::ProductsConfig::from_env(&mut env);
+    env.finish().unwrap();
+    config.actor_namespace = format!("trace-products-{}", std::process::id());
+    let products = products::start(config).await.unwrap();
+
+    let mut env = config_env(dir, "notifications.db", &[("SEND_DELAY_EMAIL_MS", "0".into())]);
+    let mut config = notifications::NotificationsConfig::from_env(&mut env);
+    env.finish().unwrap();
+    config.actor_namespace = format!("trace-notifications-{}", std::process::id());
+    let notifications = notifications::start_with_bus(config, bus.clone()).await.unwrap();
+
+    let products_url = format!("http://{}", products.local_addr());
+    let mut env = config_env(dir, "orders.db", &[("PRODUCTS_URL", products_url), ("OUTBOX_POLL_MS", "100".into())]);
+    let mut config = orders::OrdersConfig::from_env(&mut env);
+    env.finish().unwrap();
+    config.actor_namespace = format!("trace-orders-{}", std::process::id());
+    let orders = orders::start_with_bus(config, bus).await.unwrap();
+    (products, orders, notifications)
+}
+
+fn attribute(span: &SpanData, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key.as_str() == key).map(|kv| kv.value.to_string())
+}
+
+/// The one span in `trace` that `matches`, or a failure listing what the trace holds.
+fn only<'a>(spans: &'a [SpanData], trace: TraceId, what: &str, matches: impl Fn(&SpanData) -> bool) -> &'a SpanData {
+    let found: Vec<&SpanData> = spans.iter().filter(|s| s.span_context.trace_id() == trace && matches(s)).collect();
+    assert_eq!(found.len(), 1, "expected one {what} span in trace {trace}; the trace has: {:#?}", names(spans, trace));
+    found[0]
+}
+
+fn names(spans: &[SpanData], trace: TraceId) -> Vec<(String, SpanKind, SpanId, SpanId)> {
+    spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .map(|s| (s.name.to_string(), s.span_kind.clone(), s.span_context.span_id(), s.parent_span_id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_is_one_trace_across_orders_products_and_notifications() {
+    let exporter = InMemorySpanExporter::default();
+    let telemetry = init_telemetry_exporting_to(LogFormat::Json, "warn", &TraceConfig::off("wharf"), exporter.clone());
+    assert!(telemetry.exporting(), "this test binary installs the only subscriber");
+    let dir = TempDir::new("trace-in-process");
+    let (products, orders, notifications) = start_platform(&dir).await;
+    let client = reqwest::Client::new();
+
+    let product: Value = client
+        .post(format!("http://{}/api/products", products.local_addr()))
+        .json(&json!({"name": "Traced lamp", "price": 12.5, "stock": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let placed = client
+        .post(format!("http://{}/api/orders", orders.local_addr()))
+        .header("x-correlation-id", "trace-test-order-1")
+        .json(&json!({"productId": product["id"], "quantity": 1, "customerEmail": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 201);
+
+    // The send is the last span to end: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spans = loop {
+        let spans = exporter.get_finished_spans().unwrap();
+        if spans.iter().any(|s| s.name.starts_with("send ")) {
+            break spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no send span within 20 s; spans: {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let order_server =
+        spans.iter().find(|s| s.span_kind == SpanKind::Server && s.name == "POST /api/orders").unwrap_or_else(|| {
+            let all: Vec<_> = spans.iter().map(|s| (s.name.to_string(), s.span_kind.clone())).collect();
+            panic!("no SERVER span for POST /api/orders among {all:#?}")
+        });
+    let trace = order_server.span_context.trace_id();
+    assert_eq!(attribute(order_server, "service").as_deref(), Some("orders"));
+    assert_eq!(attribute(order_server, "http.route").as_deref(), Some("/api/orders"));
+    assert_eq!(attribute(order_server, "http.response.status_code").as_deref(), Some("201"));
+    assert_eq!(attribute(order_server, "correlation_id").as_deref(), Some("trace-test-order-1"));
+    assert_eq!(order_server.parent_span_id, SpanId::INVALID, "the order request starts the trace");
+
+    let lookup = only(&spans, trace, "products lookup", |s| {
+        s.span_kind == SpanKind::Client && s.name == "GET /api/products/{id}"
+    });
+    assert_eq!(lookup.parent_span_id, order_server.span_context.span_id());
+    let product_server = only(&spans, trace, "products SERVER", |s| {
+        s.span_kind == SpanKind::Server && s.name == "GET /api/products/{id}"
+    });
+    assert_eq!(
+        product_server.parent_span_id,
+        lookup.span_context.span_id(),
+        "products continues the lookup's traceparent"
+    );
+    assert_eq!(attribute(product_server, "service").as_deref(), Some("products"));
+
+    let write = only(&spans, trace, "order store write", |s| {
+        s.name == "store write" && attribute(s, "wharf.store").as_deref() == Some("order store")
+    });
+    assert_eq!(write.parent_span_id, order_server.span_context.span_id());
+
+    let publish = only(&spans, trace, "outbox publish", |s| s.span_kind == SpanKind::Producer);
+    assert_eq!(
+        publish.parent_span_id,
+        order_server.span_context.span_id(),
+        "the outbox row carries the request's context"
+    );
+    assert_eq!(attribute(publish, "messaging.operation.type").as_deref(), Some("send"));
+    assert_eq!(attribute(publish, "messaging.system").as_deref(), Some("memory"));
+
+    let consume = only(&spans, trace, "notifications CONSUMER", |s| s.span_kind == SpanKind::Consumer);
+    assert_eq!(consume.parent_span_id, publish.span_context.span_id(), "the message carries the producer's context");
+    assert_eq!(attribute(consume, "service").as_deref(), Some("notifications"));
+    assert_eq!(attribute(consume, "correlation_id").as_deref(), Some("trace-test-order-1"));
+
+    let send = only(&spans, trace, "send", |s| s.name.starts_with("send "));
+    assert_eq!(send.parent_span_id, consume.span_context.span_id(), "the send is a child of the consume");
+
+    for service in [orders, notifications, products] {
+        service.shutdown().await;
+    }
+    drop(telemetry);
+}
