@@ -83,7 +83,7 @@ def test_the_alarms_of_the_issue():
 
 
 def test_breaker_threshold_is_the_open_state_the_service_reports():
-    source = (REPO / "services" / "orders" / "src" / "product_gateway.rs").read_text()
+    source = (REPO / "services" / "orders" / "src" / "product_gateway" / "metrics.rs").read_text()
     assert "0 closed, 1 half-open, 2 open" in source
 
 
