@@ -6,8 +6,12 @@
 //! - problem+json (RFC 9457) for every error, with the request's correlation id ([`problem`]);
 //! - `X-Correlation-ID` accepted or generated, echoed, and on every log line ([`request`]);
 //! - security headers on every response and no `Server` header ([`security`]);
-//! - request body limits and JSON parsing with clear errors ([`body`]), paging ([`paging`]);
-//! - `/health`, `/health/live`, `/health/ready` ([`health`]), `/metrics` ([`metrics`]),
+//! - request body limits, chunked bodies, the body timeout and strict JSON parsing with clear
+//!   errors ([`body`], [`strict_json`]), canonical path ids ([`reply`]), paging ([`paging`]);
+//! - `405` with `Allow` and `HEAD` wherever `GET` is, from the service's OpenAPI paths
+//!   ([`route_table`]);
+//! - `/health`, `/health/live`, `/health/ready` ([`health`]), `/metrics` in Prometheus text or
+//!   OpenMetrics as `Accept` asks ([`metrics`], [`exposition`]),
 //!   `/openapi.json` and `/swagger` ([`docs`]), and when enabled `/admin/chaos/*` ([`chaos`]):
 //!   kill actors, inject latency and errors, force unreadiness;
 //! - graceful shutdown: stop accepting, drain in-flight requests up to a deadline ([`server`]).
@@ -15,14 +19,17 @@
 pub mod body;
 pub mod chaos;
 pub mod docs;
+pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod paging;
 pub mod problem;
 pub mod reply;
 pub mod request;
+pub mod route_table;
 pub mod security;
 pub mod server;
+pub mod strict_json;
 
 pub use body::json_body;
 pub use health::{Check, CheckOutcome, CheckStatus};

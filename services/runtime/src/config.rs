@@ -30,6 +30,9 @@ pub struct ServiceConfig {
     pub body_limit: u64,
     /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `HTTP_HEADER_TIMEOUT_SECS`, `HTTP_BODY_TIMEOUT_SECS`, `HTTP_IDLE_TIMEOUT_SECS`,
+    /// `MAX_CONNECTIONS`: what one slow, idle or greedy client can hold.
+    pub connections: wharf_edge::server::ConnectionLimits,
     /// `SUPERVISOR_MAX_RESTARTS`: restarts of one actor within the window before the failure
     /// escalates and the process exits.
     pub max_restarts: u32,
@@ -60,6 +63,25 @@ impl ServiceConfig {
         let chaos_enabled = env.boolean("CHAOS_ENABLED", false);
         let body_limit = env.integer("BODY_LIMIT_BYTES", 64 * 1024, 1..=64 * 1024 * 1024);
         let shutdown_grace = Duration::from_secs(env.integer("SHUTDOWN_GRACE_SECS", 10, 0..=3600));
+        let defaults = wharf_edge::server::ConnectionLimits::default();
+        let connections = wharf_edge::server::ConnectionLimits {
+            header_timeout: Duration::from_secs(env.integer(
+                "HTTP_HEADER_TIMEOUT_SECS",
+                defaults.header_timeout.as_secs(),
+                1..=3600,
+            )),
+            body_timeout: Duration::from_secs(env.integer(
+                "HTTP_BODY_TIMEOUT_SECS",
+                defaults.body_timeout.as_secs(),
+                1..=3600,
+            )),
+            idle_timeout: Duration::from_secs(env.integer(
+                "HTTP_IDLE_TIMEOUT_SECS",
+                defaults.idle_timeout.as_secs(),
+                1..=3600,
+            )),
+            max_connections: env.integer("MAX_CONNECTIONS", defaults.max_connections, 1..=1_000_000),
+        };
         let max_restarts = env.integer("SUPERVISOR_MAX_RESTARTS", 10, 0..=10_000);
         let restart_window = Duration::from_secs(env.integer("SUPERVISOR_WINDOW_SECS", 60, 1..=86_400));
         Self {
@@ -74,6 +96,7 @@ impl ServiceConfig {
             chaos_enabled,
             body_limit,
             shutdown_grace,
+            connections,
             max_restarts,
             restart_window,
         }
@@ -97,6 +120,7 @@ impl ServiceConfig {
             shutdown_grace: self.shutdown_grace,
             chaos_enabled: self.chaos_enabled,
             port_variable: self.port_variable,
+            connections: self.connections,
         }
     }
 }
@@ -134,6 +158,28 @@ mod tests {
         assert!(text.contains("DATABASE_URL"), "{text}");
         assert!(text.contains(r#"invalid CHAOS_ENABLED="maybe": expected true or false"#), "{text}");
         assert_eq!(text.lines().count(), 4);
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked() {
+        let mut env = Env::from_pairs([
+            ("HTTP_HEADER_TIMEOUT_SECS", "5"),
+            ("HTTP_BODY_TIMEOUT_SECS", "7"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "90"),
+            ("MAX_CONNECTIONS", "64"),
+        ]);
+        let config = ServiceConfig::from_env(&mut env, "products", 5000);
+        assert!(env.finish().is_ok());
+        let limits = config.edge().connections;
+        assert_eq!(limits.header_timeout, Duration::from_secs(5));
+        assert_eq!(limits.body_timeout, Duration::from_secs(7));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(90));
+        assert_eq!(limits.max_connections, 64);
+
+        let mut env = Env::from_pairs([("HTTP_BODY_TIMEOUT_SECS", "0"), ("MAX_CONNECTIONS", "lots")]);
+        let _ = ServiceConfig::from_env(&mut env, "products", 5000);
+        let text = env.finish().unwrap_err().to_string();
+        assert!(text.contains("HTTP_BODY_TIMEOUT_SECS") && text.contains("MAX_CONNECTIONS"), "{text}");
     }
 
     #[test]
