@@ -14,8 +14,12 @@
 //!   OpenMetrics as `Accept` asks ([`metrics`], [`exposition`]),
 //!   `/openapi.json` and `/swagger` ([`docs`]), and when enabled `/admin/chaos/*` ([`chaos`]):
 //!   kill actors, inject latency and errors, force unreadiness;
+//! - bearer JWT authentication and the admin group, per operation from the document's
+//!   `security` ([`auth`]);
+//! - per-client rate limits on `/api/*` with `RateLimit-*` headers and 429 ([`rate_limit`]);
 //! - graceful shutdown: stop accepting, drain in-flight requests up to a deadline ([`server`]).
 
+pub mod auth;
 pub mod body;
 pub mod chaos;
 pub mod docs;
@@ -24,6 +28,7 @@ pub mod health;
 pub mod metrics;
 pub mod paging;
 pub mod problem;
+pub mod rate_limit;
 pub mod reply;
 pub mod request;
 pub mod route_table;

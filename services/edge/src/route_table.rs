@@ -10,6 +10,9 @@
 
 use http::Method;
 use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::path::Operation;
+
+use crate::auth::{ADMIN_ROLE, Access, BEARER_SCHEME};
 
 /// One segment of a path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +27,8 @@ enum Segment {
 #[derive(Debug, Clone)]
 struct Template {
     segments: Vec<Segment>,
-    methods: Vec<Method>,
+    /// Each method with what its caller needs.
+    methods: Vec<(Method, Access)>,
 }
 
 /// Every path template of a service with its methods.
@@ -39,22 +43,30 @@ impl RouteTable {
         let mut table = Self::default();
         for (path, item) in &doc.paths.paths {
             let operations = [
-                (Method::GET, item.get.is_some()),
-                (Method::PUT, item.put.is_some()),
-                (Method::POST, item.post.is_some()),
-                (Method::DELETE, item.delete.is_some()),
-                (Method::PATCH, item.patch.is_some()),
-                (Method::OPTIONS, item.options.is_some()),
-                (Method::HEAD, item.head.is_some()),
+                (Method::GET, &item.get),
+                (Method::PUT, &item.put),
+                (Method::POST, &item.post),
+                (Method::DELETE, &item.delete),
+                (Method::PATCH, &item.patch),
+                (Method::OPTIONS, &item.options),
+                (Method::HEAD, &item.head),
             ];
-            let methods: Vec<Method> = operations.into_iter().filter(|(_, present)| *present).map(|(m, _)| m).collect();
-            table.add(path, &methods);
+            for (method, operation) in operations {
+                if let Some(operation) = operation {
+                    table.add_with_access(path, &[method], access_of(operation));
+                }
+            }
         }
         table
     }
 
-    /// Adds `methods` to `template` (`/a/{id}/b`; a final `/*` matches any rest of the path).
+    /// Adds public `methods` to `template` (`/a/{id}/b`; a final `/*` matches any rest of the path).
     pub fn add(&mut self, template: &str, methods: &[Method]) {
+        self.add_with_access(template, methods, Access::Public);
+    }
+
+    /// Adds `methods` to `template`, each needing `access`.
+    pub fn add_with_access(&mut self, template: &str, methods: &[Method], access: Access) {
         let segments: Vec<Segment> = split(template)
             .map(|segment| match segment {
                 "*" => Segment::Rest,
@@ -65,31 +77,64 @@ impl RouteTable {
         match self.templates.iter_mut().find(|t| t.segments == segments) {
             Some(existing) => {
                 for method in methods {
-                    if !existing.methods.contains(method) {
-                        existing.methods.push(method.clone());
+                    if !existing.methods.iter().any(|(m, _)| m == method) {
+                        existing.methods.push((method.clone(), access));
                     }
                 }
             }
-            None => self.templates.push(Template { segments, methods: methods.to_vec() }),
+            None => self
+                .templates
+                .push(Template { segments, methods: methods.iter().map(|m| (m.clone(), access)).collect() }),
         }
+    }
+
+    /// What a `method` request to `path` needs: what the document says, and the admin group for
+    /// anything under `/admin` (HEAD needs what GET needs).
+    pub fn access(&self, method: &Method, path: &str) -> Access {
+        let method = if method == Method::HEAD { &Method::GET } else { method };
+        let documented = self
+            .best(path)
+            .and_then(|t| t.methods.iter().find(|(m, _)| m == method).map(|(_, access)| *access))
+            .unwrap_or(Access::Public);
+        let under_admin = split(path).next() == Some("admin");
+        if under_admin { Access::Admin } else { documented }
+    }
+
+    fn best(&self, path: &str) -> Option<&Template> {
+        let segments: Vec<&str> = split(path).collect();
+        self.templates
+            .iter()
+            .filter_map(|t| rank(&t.segments, &segments).map(|rank| (rank, t)))
+            .max_by(|(a, _), (b, _)| a.cmp(b))
+            .map(|(_, t)| t)
     }
 
     /// The methods `path` answers, or `None` when no template matches it (a 404 is warp's to give).
     /// `HEAD` is included wherever `GET` is.
     pub fn allowed(&self, path: &str) -> Option<Vec<Method>> {
-        let segments: Vec<&str> = split(path).collect();
-        let best = self
-            .templates
-            .iter()
-            .filter_map(|t| rank(&t.segments, &segments).map(|rank| (rank, t)))
-            .max_by(|(a, _), (b, _)| a.cmp(b))?
-            .1;
-        let mut methods = best.methods.clone();
+        let mut methods: Vec<Method> = self.best(path)?.methods.iter().map(|(m, _)| m.clone()).collect();
         if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
             methods.push(Method::HEAD);
         }
         Some(methods)
     }
+}
+
+/// What an operation's `security` asks for: public without a `bearer` requirement, the admin
+/// group when the requirement names the `admin` role, a valid token otherwise.
+fn access_of(operation: &Operation) -> Access {
+    let Some(requirements) = &operation.security else { return Access::Public };
+    // A requirement is a map from scheme name to roles; read through its serialised form, which
+    // is what the document's readers see too.
+    let mut access = Access::Public;
+    for requirement in requirements {
+        let Ok(serde_json::Value::Object(schemes)) = serde_json::to_value(requirement) else { continue };
+        if let Some(roles) = schemes.get(BEARER_SCHEME) {
+            let admin = roles.as_array().is_some_and(|r| r.iter().any(|role| role == ADMIN_ROLE));
+            access = access.max(if admin { Access::Admin } else { Access::User });
+        }
+    }
+    access
 }
 
 /// The `Allow` header's value for `methods`.

@@ -33,9 +33,11 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 use wharf_actors::{Liveness, SupervisorHandle};
 
+use crate::auth::{AuthSettings, Gate, KeySetError};
 use crate::health::Check;
 use crate::metrics::HttpMetrics;
 use crate::problem::Problem;
+use crate::rate_limit::{ClientLimiter, RateLimitSettings, Verdict};
 use crate::request::{CORRELATION_HEADER, RequestScope, SCOPE};
 use crate::route_table::{RouteTable, allow_header};
 use crate::{chaos, docs, health, metrics, problem, security};
@@ -64,6 +66,10 @@ pub struct EdgeConfig {
     pub port_variable: &'static str,
     /// What one client may hold: timeouts and the connection bound.
     pub connections: ConnectionLimits,
+    /// Who may call what (`AUTH_MODE` and its settings).
+    pub auth: AuthSettings,
+    /// Per-client limits on `/api/*` (`RATE_LIMIT_*`, `TRUST_FORWARDED_FOR`).
+    pub rate_limit: RateLimitSettings,
 }
 
 /// Bounds on what a slow, idle or greedy client can hold.
@@ -98,6 +104,9 @@ pub enum EdgeError {
     /// The port is taken or the address is not ours.
     #[error("cannot listen on {addr}: {source} (set {port_variable} to another port, or HOST to another address)")]
     Bind { addr: SocketAddr, port_variable: &'static str, source: std::io::Error },
+    /// `AUTH_MODE=jwt` and the issuer's keys cannot be had: no request could be authenticated.
+    #[error("{0} (AUTH_JWKS_URL, or AUTH_ISSUER's /.well-known/jwks.json)")]
+    Jwks(#[from] KeySetError),
 }
 
 /// What the shared routes and the request wrapper read.
@@ -115,6 +124,10 @@ pub(crate) struct EdgeState {
     /// Each path's methods, for 405 + `Allow` and `HEAD`.
     pub(crate) route_table: RouteTable,
     pub(crate) body_timeout: Duration,
+    /// Authentication: open, or checking bearer JWTs.
+    pub(crate) gate: Gate,
+    /// Per-client limits on `/api/*`, when on.
+    pub(crate) limiter: Option<ClientLimiter>,
 }
 
 /// An edge being assembled by a service.
@@ -207,12 +220,23 @@ impl Edge {
         let local_addr = listener.local_addr().map_err(bind_error)?;
 
         let route_table = self.route_table();
+        let gate = Gate::start(&self.config.auth).await?;
+        let mut registry = self.registry;
+        if let Some(fetches) = gate.fetches() {
+            registry.register("auth_jwks_fetches", "Fetches of the issuer's signing keys (JWKS)", fetches);
+        }
+        let limiter = ClientLimiter::new(self.config.rate_limit);
+        if let Some(limiter) = &limiter {
+            registry.register("rate_limit_clients", "Clients the rate limiter tracks", limiter.clients.clone());
+        }
         let state = Arc::new(EdgeState {
             route_table,
+            gate,
+            limiter,
             body_timeout: self.config.connections.body_timeout,
             service: self.service,
             metrics: self.metrics,
-            registry: self.registry,
+            registry,
             checks: self.checks,
             liveness: self.liveness,
             supervisor: self.supervisor,
@@ -231,8 +255,12 @@ impl Edge {
         };
         let routes = api.or(shared).unify().or(chaos).unify().recover(problem::recover).unify();
         // Each connection gets its own `Activity`; this one is replaced before any request.
-        let service =
-            EdgeService { routes: warp::service(routes), state: state.clone(), activity: Arc::new(Activity::new()) };
+        let service = EdgeService {
+            routes: warp::service(routes),
+            state: state.clone(),
+            activity: Arc::new(Activity::new()),
+            peer: None,
+        };
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let grace = self.config.shutdown_grace;
@@ -335,13 +363,13 @@ async fn accept_loop<S>(
         };
         tokio::select! {
             (permit, accepted) = next => match (permit, accepted) {
-                (Ok(permit), Ok((stream, _peer))) => {
+                (Ok(permit), Ok((stream, peer))) => {
                     let _ = stream.set_nodelay(true);
                     let mut builder = auto::Builder::new(TokioExecutor::new());
                     // Slow-loris guard: a client must finish its headers in time.
                     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
                     let activity = Arc::new(Activity::new());
-                    let service = EdgeService { activity: activity.clone(), ..service.clone() };
+                    let service = EdgeService { activity: activity.clone(), peer: Some(peer.ip()), ..service.clone() };
                     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                     let connection = graceful.watch(connection);
                     let idle_timeout = limits.idle_timeout;
@@ -396,11 +424,18 @@ struct EdgeService<S> {
     state: Arc<EdgeState>,
     /// The connection this service instance answers on.
     activity: Arc<Activity>,
+    /// Its peer's address (the rate limiter's key unless `X-Forwarded-For` is trusted).
+    peer: Option<IpAddr>,
 }
 
 impl<S: Clone> Clone for EdgeService<S> {
     fn clone(&self) -> Self {
-        Self { routes: self.routes.clone(), state: self.state.clone(), activity: self.activity.clone() }
+        Self {
+            routes: self.routes.clone(),
+            state: self.state.clone(),
+            activity: self.activity.clone(),
+            peer: self.peer,
+        }
     }
 }
 
@@ -479,6 +514,7 @@ impl Drop for InFlight {
             status = status.as_u16(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             correlation_id = self.scope.correlation_id.to_str().unwrap_or_default(),
+            subject = self.scope.subject.get().map(String::as_str),
             "request"
         );
     }
@@ -510,13 +546,21 @@ where
         let span = tracing::info_span!(
             "request",
             service = guard.state.service.short,
-            correlation_id = scope.correlation_id.to_str().unwrap_or_default()
+            correlation_id = scope.correlation_id.to_str().unwrap_or_default(),
+            subject = tracing::field::Empty
         );
         // With no chaos drill armed this is one atomic load and nothing else (no clone, no
         // allocation); see `chaos::Drill::faults_for`.
         let drill =
             guard.state.chaos.faults_for(request.uri().path()).map(|faults| (guard.state.chaos.clone(), faults));
+        let limited =
+            guard.state.limiter.as_ref().filter(|_| request.uri().path().starts_with("/api/")).map(|limiter| {
+                let client = limiter.client(self.peer, request.headers());
+                limiter.check(client)
+            });
         let refusal = refuse(&guard.state.route_table, &request);
+        let access = guard.state.route_table.access(request.method(), request.uri().path());
+        let state = guard.state.clone();
         // HEAD is GET without the body: hyper drops the body of a response to a HEAD request and
         // keeps its length, so the routes only ever see GET.
         if request.method() == Method::HEAD {
@@ -524,15 +568,33 @@ where
         }
         let mut routes = self.routes.clone();
         let handled = async move {
-            if let Some(refusal) = refusal {
-                return Ok(refusal.into_response());
+            if let (Some(limiter), Some(verdict @ Verdict::Limited { .. })) = (&state.limiter, &limited) {
+                return Ok::<Response, Infallible>(limiter.refusal(verdict));
             }
-            if let Some((chaos, faults)) = drill
-                && let Some(injected) = chaos.inject(&faults).await
-            {
-                return Ok(injected);
+            let routed = async {
+                if let Some(refusal) = refusal {
+                    return Ok(refusal.into_response());
+                }
+                match state.gate.admit(access, request.headers().get(header::AUTHORIZATION)).await {
+                    Ok(Some(caller)) => {
+                        tracing::Span::current().record("subject", caller.subject.as_str());
+                        let _ = SCOPE.try_with(|scope| scope.subject.set(caller.subject));
+                    }
+                    Ok(None) => {}
+                    Err(refused) => return Ok(refused),
+                }
+                if let Some((chaos, faults)) = drill
+                    && let Some(injected) = chaos.inject(&faults).await
+                {
+                    return Ok(injected);
+                }
+                tower_service::Service::call(&mut routes, request).await
+            };
+            let Ok(mut response) = routed.await;
+            if let (Some(limiter), Some(verdict)) = (&state.limiter, &limited) {
+                limiter.annotate(verdict, response.headers_mut());
             }
-            tower_service::Service::call(&mut routes, request).await
+            Ok(response)
         };
         let response = SCOPE.scope(scope, handled).instrument(span);
         Box::pin(async move {

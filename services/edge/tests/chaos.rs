@@ -33,6 +33,8 @@ impl TestEdge {
             chaos_enabled,
             port_variable: "PORT",
             connections: Default::default(),
+            auth: Default::default(),
+            rate_limit: Default::default(),
         };
         let service = ServiceName { display: "TestService", short: "test" };
         let edge = Edge::new(service, config, Liveness::new());

@@ -69,3 +69,34 @@ async fn input_rules_on_postgres() {
     input_rules(&[("DATABASE_URL", db.url.as_str())]).await;
     db.drop_db().await;
 }
+
+/// The contract's table for notifications, with real Cognito tokens from moto: reading and
+/// sending need the admin group.
+#[cfg(feature = "integration")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_need_the_admin_group() {
+    let pool = wharf_testkit::cognito::CognitoPool::create().await;
+    let admin = pool.sign_in("admin", &pool.client_id).await.access;
+    let reader = pool.sign_in("reader", &pool.client_id).await.id;
+    let vars = [
+        ("AUTH_MODE", "jwt"),
+        ("AUTH_ISSUER", pool.issuer.as_str()),
+        ("AUTH_AUDIENCE", pool.client_id.as_str()),
+        ("AUTH_JWKS_URL", pool.jwks_url.as_str()),
+        ("ADMIN_ENABLED", "true"),
+    ];
+    let mut server = start(memory_bus(5), &default_queue(), &vars).await;
+    let send = json!({"type": "Email", "recipient": "ada@example.com", "message": "hi"});
+    let url = server.url("/api/notifications/send");
+    problem(server.client.post(&url).json(&send).send().await.unwrap(), 401).await;
+    problem(server.client.post(&url).bearer_auth(&reader).json(&send).send().await.unwrap(), 403).await;
+    assert_eq!(server.client.post(&url).bearer_auth(&admin).json(&send).send().await.unwrap().status(), 202);
+    for path in ["/api/notifications", "/api/notifications/1", "/admin/dlq"] {
+        let url = server.url(path);
+        problem(server.client.get(&url).send().await.unwrap(), 401).await;
+        problem(server.client.get(&url).bearer_auth(&reader).send().await.unwrap(), 403).await;
+        assert_eq!(server.client.get(&url).bearer_auth(&admin).send().await.unwrap().status(), 200, "{path}");
+    }
+    assert_eq!(server.client.get(server.url("/health")).send().await.unwrap().status(), 200);
+    server.stop().await;
+}

@@ -84,3 +84,46 @@ async fn input_rules_on_postgres() {
     input_rules(&db.url).await;
     db.drop_db().await;
 }
+
+/// The contract's table for orders, with real Cognito tokens from moto: placing and reading
+/// orders needs a valid token, changing a status needs the admin group.
+#[cfg(feature = "integration")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_need_a_user_and_status_changes_the_admin_group() {
+    let pool = wharf_testkit::cognito::CognitoPool::create().await;
+    let admin = pool.sign_in("admin", &pool.client_id).await.access;
+    let reader = pool.sign_in("reader", &pool.client_id).await.access;
+    let products = Products::start().await;
+    let product = products.create("Kettle", 59.0, 50).await;
+    let dir = TempDir::new("orders");
+    let vars = [
+        ("AUTH_MODE", "jwt"),
+        ("AUTH_ISSUER", pool.issuer.as_str()),
+        ("AUTH_AUDIENCE", pool.client_id.as_str()),
+        ("AUTH_JWKS_URL", pool.jwks_url.as_str()),
+    ];
+    let mut orders = start_orders(&products.url(), &dir.sqlite_url("orders.db"), memory_bus(), &vars).await;
+    let order = json!({"productId": product, "quantity": 1, "customerEmail": "ada@example.com"});
+    let place = |token: Option<&str>| {
+        let mut request = orders.client.post(orders.url("/api/orders")).json(&order);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let refused = place(None).await.unwrap();
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    problem(refused, 401).await;
+    problem(orders.get("/api/orders").await, 401).await;
+    let placed = place(Some(&reader)).await.unwrap();
+    assert_eq!(placed.status(), 201, "any signed-in user may order");
+    let id = placed.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let read = orders.client.get(orders.url(&format!("/api/orders/{id}"))).bearer_auth(&reader).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    let status = orders.url(&format!("/api/orders/{id}/status"));
+    let change =
+        |token: &str| orders.client.put(&status).bearer_auth(token).json(&json!({"status": "Confirmed"})).send();
+    problem(change(&reader).await.unwrap(), 403).await;
+    assert_eq!(change(&admin).await.unwrap().status(), 200);
+    orders.stop().await;
+}
