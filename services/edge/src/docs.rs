@@ -29,7 +29,8 @@ struct EdgeDoc;
 
 /// The service's document with the shared endpoints and schemas added, the bearer scheme
 /// declared, 401/403 answers on every operation whose `security` asks for a token, and 429 on
-/// every `/api/*` operation.
+/// every `/api/*` operation, and the statuses the edge gives before a handler runs (400 for a bad
+/// path id; 400, 408, 413 and 415 for a body).
 pub fn merged(mut service: OpenApiDoc) -> OpenApiDoc {
     service.merge(EdgeDoc::openapi());
     let components = service.components.get_or_insert_with(Default::default);
@@ -49,7 +50,33 @@ pub fn merged(mut service: OpenApiDoc) -> OpenApiDoc {
             &mut item.options,
             &mut item.head,
         ];
+        let has_path_id = path.contains('{');
         for operation in operations.into_iter().flatten() {
+            // What the edge itself answers before a handler runs: a bad id (any `{…}` segment is
+            // parsed as one), and for a body its syntax, time, size and media type.
+            let mut edge_answers = Vec::new();
+            if has_path_id {
+                edge_answers
+                    .push(("400", "Invalid request: a path id that is not a canonical integer, or invalid fields"));
+            }
+            if operation.request_body.is_some() {
+                edge_answers.extend([
+                    ("400", "Malformed JSON, a repeated key, a control character or invalid fields"),
+                    ("408", "The body did not arrive within HTTP_BODY_TIMEOUT_SECS"),
+                    ("413", "The body is larger than BODY_LIMIT_BYTES"),
+                    ("415", "The body is not UTF-8 application/json"),
+                ]);
+            }
+            for (status, description) in edge_answers {
+                operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+                            .build(),
+                    )
+                });
+            }
             if limited {
                 operation.responses.responses.entry("429".to_owned()).or_insert_with(|| {
                     RefOr::T(

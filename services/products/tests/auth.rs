@@ -186,7 +186,10 @@ async fn openapi_declares_the_bearer_scheme_and_401_403() {
     for status in ["401", "403"] {
         assert!(create["responses"][status].is_object(), "{status}: {create}");
     }
-    assert!(create["responses"]["429"].is_object(), "rate limits are documented: {create}");
+    for status in ["400", "408", "413", "415", "429"] {
+        assert!(create["responses"][status].is_object(), "{status} is documented: {create}");
+    }
+    assert!(doc["paths"]["/api/products/{id}"]["delete"]["responses"]["400"].is_object(), "a bad id is documented");
     let list = &doc["paths"]["/api/products"]["get"];
     assert!(list.get("security").is_none() && list["responses"].get("401").is_none(), "{list}");
     server.stop().await;
