@@ -77,11 +77,13 @@ def serve_as_image_user(bin_dir, image_root, service: str, healthcheck: bool):
     binary.chmod(0o755)
     work = image_root / "work"
     port = free_port()
-    # The image's ENV, then what compose/Kubernetes would add: a port and a database on a volume.
+    # The image's ENV, then what compose/Kubernetes would add: a port, and a database and the
+    # default (SQLite) bus on a volume — the working directory stays read-only.
     env = base_env() | dockerfile_env(REPO / "services" / service / "Dockerfile") | {
         "PORT": str(port),
         "HOST": "127.0.0.1",
         "DATABASE_URL": f"sqlite://{image_root}/data/{service}.db?mode=rwc",
+        "BUS_SQLITE_URL": f"sqlite://{image_root}/data/bus.db?mode=rwc",
         "HOME": "/nonexistent",
     }
     uid = str(IMAGE["uid"])

@@ -119,6 +119,16 @@ async fn readiness(state: Arc<EdgeState>, body: serde_json::Value) -> Result<Res
     })
 }
 
+/// The chaos routes' paths and methods, for the edge's route table.
+pub(crate) fn add_routes(table: &mut crate::route_table::RouteTable) {
+    use http::Method;
+    table.add("/admin/chaos", &[Method::GET]);
+    table.add("/admin/chaos/actors", &[Method::GET]);
+    table.add("/admin/chaos/kill", &[Method::POST]);
+    table.add("/admin/chaos/faults", &[Method::POST, Method::DELETE]);
+    table.add("/admin/chaos/readiness", &[Method::POST]);
+}
+
 pub(crate) fn routes(
     state: Arc<EdgeState>,
     body_limit: u64,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use http::{HeaderValue, StatusCode, header};
 use utoipa::OpenApi;
-use utoipa::openapi::OpenApi as OpenApiDoc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as OpenApiDoc, Ref, RefOr, ResponseBuilder};
 use utoipa_swagger_ui::Config;
 use warp::Filter;
 use warp::path::{FullPath, Tail};
@@ -26,9 +27,85 @@ use crate::request::route;
 )]
 struct EdgeDoc;
 
-/// The service's document with the shared endpoints and schemas added.
+/// The service's document with the shared endpoints and schemas added, the bearer scheme
+/// declared, 401/403 answers on every operation whose `security` asks for a token, and 429 on
+/// every `/api/*` operation, and the statuses the edge gives before a handler runs (400 for a bad
+/// path id; 400, 408, 413 and 415 for a body).
 pub fn merged(mut service: OpenApiDoc) -> OpenApiDoc {
     service.merge(EdgeDoc::openapi());
+    let components = service.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        crate::auth::BEARER_SCHEME,
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+    );
+    for (path, item) in service.paths.paths.iter_mut() {
+        // Rate limits (when on) apply to every `/api/*` operation.
+        let limited = path.starts_with("/api/");
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+            &mut item.options,
+            &mut item.head,
+        ];
+        let has_path_id = path.contains('{');
+        for operation in operations.into_iter().flatten() {
+            // What the edge itself answers before a handler runs: a bad id (any `{…}` segment is
+            // parsed as one), and for a body its syntax, time, size and media type.
+            let mut edge_answers = Vec::new();
+            if has_path_id {
+                edge_answers
+                    .push(("400", "Invalid request: a path id that is not a canonical integer, or invalid fields"));
+            }
+            if operation.request_body.is_some() {
+                edge_answers.extend([
+                    ("400", "Malformed JSON, a repeated key, a control character or invalid fields"),
+                    ("408", "The body did not arrive within HTTP_BODY_TIMEOUT_SECS"),
+                    ("413", "The body is larger than BODY_LIMIT_BYTES"),
+                    ("415", "The body is not UTF-8 application/json"),
+                ]);
+            }
+            for (status, description) in edge_answers {
+                operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+                            .build(),
+                    )
+                });
+            }
+            if limited {
+                operation.responses.responses.entry("429".to_owned()).or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("Past this client's rate limit (`Retry-After`, `RateLimit-*`)")
+                            .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+                            .build(),
+                    )
+                });
+            }
+            if operation.security.as_ref().is_some_and(|requirements| !requirements.is_empty()) {
+                let responses = &mut operation.responses.responses;
+                let problem = |description: &str| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/problem+json", Content::new(Some(Ref::from_schema_name("Problem"))))
+                            .build(),
+                    )
+                };
+                responses.entry("401".to_owned()).or_insert_with(|| {
+                    problem("No bearer token, or one that is invalid, expired or for another client (`WWW-Authenticate` says which)")
+                });
+                responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| problem("A valid token without the group this operation needs"));
+            }
+        }
+    }
     service
 }
 

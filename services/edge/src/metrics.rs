@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use warp::Filter;
 use warp::reply::Response;
 
+use crate::exposition::{Format, to_prometheus_text};
 use crate::request::route;
 use crate::server::EdgeState;
 
@@ -90,10 +91,15 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// Prometheus text exposition.
+/// Metrics: Prometheus text 0.0.4, or OpenMetrics 1.0 when `Accept` asks for it.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub(crate) async fn metrics(state: Arc<EdgeState>) -> Result<Response, std::convert::Infallible> {
+    responses((status = 200, description = "Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when `Accept` lists application/openmetrics-text",
+        content((String = "text/plain"), (String = "application/openmetrics-text")))))]
+pub(crate) async fn metrics(
+    state: Arc<EdgeState>,
+    accept: Option<HeaderValue>,
+) -> Result<Response, std::convert::Infallible> {
+    let format = Format::negotiate(accept.as_ref());
     let metrics = &state.metrics;
     for (child, count) in state.liveness.restarts() {
         let counter = metrics.restarts.get_or_create(&ChildLabels { child });
@@ -107,11 +113,12 @@ pub(crate) async fn metrics(state: Arc<EdgeState>) -> Result<Response, std::conv
     let mut body = String::with_capacity(8 * 1024);
     let response = match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => {
+            let body = match format {
+                Format::OpenMetrics => body,
+                Format::PrometheusText => to_prometheus_text(&body),
+            };
             let mut response = Response::new(body.into());
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-            );
+            response.headers_mut().insert(header::CONTENT_TYPE, format.content_type());
             response
         }
         Err(_) => crate::problem::Problem::internal().into_response(),
@@ -124,5 +131,6 @@ pub(crate) fn routes(state: Arc<EdgeState>) -> impl Filter<Extract = (Response,)
         .and(warp::get())
         .and(route("/metrics"))
         .and(warp::any().map(move || state.clone()))
+        .and(warp::header::headers_cloned().map(|headers: http::HeaderMap| headers.get(header::ACCEPT).cloned()))
         .and_then(metrics)
 }

@@ -23,6 +23,10 @@ pub struct RequestScope {
     /// The matched route's template (`/api/products/{id}`), set by [`route`]; metrics and logs
     /// use it instead of the raw path so that ids do not explode label cardinality.
     pub route: OnceLock<&'static str>,
+    /// How long the request's body may take to arrive ([`crate::json_body`] answers 408 after it).
+    pub body_timeout: std::time::Duration,
+    /// The authenticated caller's `sub`, for the access log (never the token).
+    pub subject: OnceLock<String>,
 }
 
 tokio::task_local! {
@@ -35,7 +39,13 @@ impl RequestScope {
     pub fn new(incoming: Option<&HeaderValue>, uri: http::Uri) -> Self {
         let correlation_id =
             incoming.filter(|v| is_usable_correlation_id(v.as_bytes())).cloned().unwrap_or_else(generate);
-        Self { correlation_id, uri, route: OnceLock::new() }
+        Self {
+            correlation_id,
+            uri,
+            route: OnceLock::new(),
+            body_timeout: std::time::Duration::from_secs(30),
+            subject: OnceLock::new(),
+        }
     }
 
     /// The route template, or `unmatched` when no route accepted the request.

@@ -4,25 +4,28 @@
 //! Routing stays in warp filters; the connection loop is hyper's, driven here rather than by
 //! `warp::serve` so the edge can (a) wrap every request — correlation id, security headers,
 //! metrics, the access log, chaos faults when a drill is armed — including warp's own
-//! rejections, and (b) bound the drain: after the shutdown signal it stops accepting, lets
-//! in-flight requests finish for up to the grace period, then cuts what is left.
+//! rejections, (b) answer `405` + `Allow` and `HEAD` from the route table before warp routes,
+//! (c) bound what a slow or idle client can hold — headers, body and idle time are timed, and
+//! at most `max_connections` connections are served at once — and (d) bound the drain: after
+//! the shutdown signal it stops accepting, lets in-flight requests finish for up to the grace
+//! period, then cuts what is left.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{Request, StatusCode};
+use http::{HeaderValue, Method, Request, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use utoipa::openapi::OpenApi as OpenApiDoc;
@@ -30,9 +33,13 @@ use warp::reply::Response;
 use warp::{Filter, Rejection};
 use wharf_actors::{Liveness, SupervisorHandle};
 
+use crate::auth::{AuthSettings, Gate, KeySetError};
 use crate::health::Check;
 use crate::metrics::HttpMetrics;
+use crate::problem::Problem;
+use crate::rate_limit::{ClientLimiter, RateLimitSettings, Verdict};
 use crate::request::{CORRELATION_HEADER, RequestScope, SCOPE};
+use crate::route_table::{RouteTable, allow_header};
 use crate::{chaos, docs, health, metrics, problem, security};
 
 /// How a service names itself.
@@ -57,6 +64,38 @@ pub struct EdgeConfig {
     pub chaos_enabled: bool,
     /// The variable that sets `port`, named in a bind error (`PORT`; `wharf up` has one per service).
     pub port_variable: &'static str,
+    /// What one client may hold: timeouts and the connection bound.
+    pub connections: ConnectionLimits,
+    /// Who may call what (`AUTH_MODE` and its settings).
+    pub auth: AuthSettings,
+    /// Per-client limits on `/api/*` (`RATE_LIMIT_*`, `TRUST_FORWARDED_FOR`).
+    pub rate_limit: RateLimitSettings,
+}
+
+/// Bounds on what a slow, idle or greedy client can hold.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A request's headers must arrive within this. On HTTP/1.1 hyper starts this clock as soon
+    /// as a connection waits for its next request, so it also bounds a keep-alive pause.
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this once its handler reads it (408 and a close).
+    pub body_timeout: Duration,
+    /// A connection with no request in flight for this long is closed, whatever its protocol
+    /// (also one that never sends a byte: hyper's protocol detection would wait forever).
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 1024,
+        }
+    }
 }
 
 /// Why the edge could not start.
@@ -65,6 +104,9 @@ pub enum EdgeError {
     /// The port is taken or the address is not ours.
     #[error("cannot listen on {addr}: {source} (set {port_variable} to another port, or HOST to another address)")]
     Bind { addr: SocketAddr, port_variable: &'static str, source: std::io::Error },
+    /// `AUTH_MODE=jwt` and the issuer's keys cannot be had: no request could be authenticated.
+    #[error("{0} (AUTH_JWKS_URL, or AUTH_ISSUER's /.well-known/jwks.json)")]
+    Jwks(#[from] KeySetError),
 }
 
 /// What the shared routes and the request wrapper read.
@@ -79,6 +121,13 @@ pub(crate) struct EdgeState {
     pub(crate) draining: AtomicBool,
     /// Faults injected by `/admin/chaos/*` (never armed when chaos is disabled).
     pub(crate) chaos: Arc<chaos::Drill>,
+    /// Each path's methods, for 405 + `Allow` and `HEAD`.
+    pub(crate) route_table: RouteTable,
+    pub(crate) body_timeout: Duration,
+    /// Authentication: open, or checking bearer JWTs.
+    pub(crate) gate: Gate,
+    /// Per-client limits on `/api/*`, when on.
+    pub(crate) limiter: Option<ClientLimiter>,
 }
 
 /// An edge being assembled by a service.
@@ -92,6 +141,8 @@ pub struct Edge {
     supervisor: Option<SupervisorHandle>,
     doc: OpenApiDoc,
     chaos: Arc<chaos::Drill>,
+    /// Routes the service serves outside its OpenAPI document.
+    extra_routes: Vec<(&'static str, Vec<Method>)>,
 }
 
 impl std::fmt::Debug for Edge {
@@ -120,7 +171,15 @@ impl Edge {
             supervisor: None,
             doc: OpenApiDoc::default(),
             chaos,
+            extra_routes: Vec::new(),
         }
+    }
+
+    /// Declares a route the service serves but does not document (`/admin/dlq`), so that a
+    /// wrong method on it is a 405 with `Allow` like everywhere else.
+    pub fn undocumented_route(mut self, template: &'static str, methods: &[Method]) -> Self {
+        self.extra_routes.push((template, methods.to_vec()));
+        self
     }
 
     /// The registry a service adds its own metrics to (prefixed `wharf_`).
@@ -161,10 +220,24 @@ impl Edge {
         let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
         let local_addr = listener.local_addr().map_err(bind_error)?;
 
+        let route_table = self.route_table();
+        let gate = Gate::start(&self.config.auth).await?;
+        let mut registry = self.registry;
+        if let Some(fetches) = gate.fetches() {
+            registry.register("auth_jwks_fetches", "Fetches of the issuer's signing keys (JWKS)", fetches);
+        }
+        let limiter = ClientLimiter::new(self.config.rate_limit);
+        if let Some(limiter) = &limiter {
+            registry.register("rate_limit_clients", "Clients the rate limiter tracks", limiter.clients.clone());
+        }
         let state = Arc::new(EdgeState {
+            route_table,
+            gate,
+            limiter,
+            body_timeout: self.config.connections.body_timeout,
             service: self.service,
             metrics: self.metrics,
-            registry: self.registry,
+            registry,
             checks: self.checks,
             liveness: self.liveness,
             supervisor: self.supervisor,
@@ -182,13 +255,40 @@ impl Edge {
             warp::any().and_then(|| async { Err::<Response, _>(warp::reject::not_found()) }).boxed()
         };
         let routes = api.or(shared).unify().or(chaos).unify().recover(problem::recover).unify();
-        let service = EdgeService { routes: warp::service(routes), state: state.clone() };
+        // Each connection gets its own `Activity`; this one is replaced before any request.
+        let service = EdgeService {
+            routes: warp::service(routes),
+            state: state.clone(),
+            activity: Arc::new(Activity::new()),
+            peer: None,
+        };
 
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let grace = self.config.shutdown_grace;
-        let task = tokio::spawn(accept_loop(listener, service, shutdown_rx, grace, state.clone()));
+        let limits = self.config.connections;
+        let task = tokio::spawn(accept_loop(listener, service, shutdown_rx, grace, limits, state.clone()));
         tracing::info!(service = state.service.short, addr = %local_addr, "listening");
         Ok(RunningEdge { local_addr, shutdown: shutdown_tx, task })
+    }
+}
+
+impl Edge {
+    /// Every path the edge will serve and its methods: the document's, the shared pages (also
+    /// under the service's prefix), chaos when enabled, and what the service declared.
+    fn route_table(&self) -> RouteTable {
+        let mut table = RouteTable::from_doc(&self.doc);
+        let operational = ["/health", "/health/live", "/health/ready", "/openapi.json", "/swagger", "/swagger/*"];
+        for path in operational {
+            table.add(path, &[Method::GET]);
+            table.add(&format!("/{}{path}", self.service.short), &[Method::GET]);
+        }
+        if self.config.chaos_enabled {
+            chaos::add_routes(&mut table);
+        }
+        for (template, methods) in &self.extra_routes {
+            table.add(template, methods);
+        }
+        table
     }
 }
 
@@ -245,6 +345,7 @@ async fn accept_loop<S>(
     service: EdgeService<S>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
+    limits: ConnectionLimits,
     state: Arc<EdgeState>,
 ) where
     EdgeService<S>:
@@ -253,23 +354,39 @@ async fn accept_loop<S>(
 {
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
+    // One permit per open connection: past the bound, new connections wait in the kernel's
+    // listen backlog (and the client's connect timeout) instead of taking memory and tasks here.
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     loop {
+        let next = async {
+            let permit = slots.clone().acquire_owned().await;
+            (permit, listener.accept().await)
+        };
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+            (permit, accepted) = next => match (permit, accepted) {
+                (Ok(permit), Ok((stream, peer))) => {
                     let _ = stream.set_nodelay(true);
                     let mut builder = auto::Builder::new(TokioExecutor::new());
-                    // Slow-loris guard: a client must finish its headers within 10 s.
-                    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service.clone()).into_owned();
+                    // Slow-loris guard: a client must finish its headers in time.
+                    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+                    let activity = Arc::new(Activity::new());
+                    let service = EdgeService { activity: activity.clone(), peer: Some(peer.ip()), ..service.clone() };
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
                     let connection = graceful.watch(connection);
+                    let idle_timeout = limits.idle_timeout;
                     connections.spawn(async move {
-                        if let Err(err) = connection.await {
-                            tracing::debug!(error = %err, "connection ended with an error");
+                        let _permit = permit;
+                        tokio::select! {
+                            result = connection => if let Err(err) = result {
+                                tracing::debug!(error = %err, "connection ended with an error");
+                            },
+                            // Dropping the connection closes the socket.
+                            () = activity.idle_expired(idle_timeout) => tracing::debug!("idle connection closed"),
                         }
                     });
                 }
-                Err(err) => {
+                (Err(_), _) => break,
+                (_, Err(err)) => {
                     // Typically EMFILE: back off instead of spinning, and keep serving.
                     tracing::warn!(error = %err, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -306,11 +423,61 @@ async fn accept_loop<S>(
 struct EdgeService<S> {
     routes: S,
     state: Arc<EdgeState>,
+    /// The connection this service instance answers on.
+    activity: Arc<Activity>,
+    /// Its peer's address (the rate limiter's key unless `X-Forwarded-For` is trusted).
+    peer: Option<IpAddr>,
 }
 
 impl<S: Clone> Clone for EdgeService<S> {
     fn clone(&self) -> Self {
-        Self { routes: self.routes.clone(), state: self.state.clone() }
+        Self {
+            routes: self.routes.clone(),
+            state: self.state.clone(),
+            activity: self.activity.clone(),
+            peer: self.peer,
+        }
+    }
+}
+
+/// Whether a connection is doing anything: requests in flight, and since when it has had none.
+#[derive(Debug)]
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `opened` when the last request finished.
+    idle_since_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { opened: Instant::now(), in_flight: AtomicUsize::new(0), idle_since_ms: Default::default() }
+    }
+
+    fn begin(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn end(&self) {
+        let elapsed = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.idle_since_ms.store(elapsed, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Resolves once the connection has had no request in flight for `idle`.
+    async fn idle_expired(&self, idle: Duration) {
+        loop {
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(idle).await;
+                continue;
+            }
+            let since = self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+            let deadline = since + idle;
+            if Instant::now() >= deadline && self.in_flight.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
     }
 }
 
@@ -318,6 +485,7 @@ impl<S: Clone> Clone for EdgeService<S> {
 /// and the request's future is dropped.
 struct InFlight {
     state: Arc<EdgeState>,
+    activity: Arc<Activity>,
     scope: Arc<RequestScope>,
     method: http::Method,
     started: Instant,
@@ -339,6 +507,7 @@ impl Drop for InFlight {
         // 499 (client closed request) for a request abandoned before its response was ready.
         let status = self.status.unwrap_or(StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST));
         self.state.metrics.finished(&self.method, route, status, elapsed);
+        self.activity.end();
         crate::trace::finish(&self.span, &self.method, route, status);
         let _inside = self.span.enter();
         macro_rules! access_log {
@@ -353,6 +522,7 @@ impl Drop for InFlight {
                     status = status.as_u16(),
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
                     correlation_id = self.scope.correlation_id.to_str().unwrap_or_default(),
+                    subject = self.scope.subject.get().map(String::as_str),
                     "request"
                 )
             };
@@ -374,8 +544,11 @@ where
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let scope = Arc::new(RequestScope::new(request.headers().get(CORRELATION_HEADER), request.uri().clone()));
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        let mut scope = RequestScope::new(request.headers().get(CORRELATION_HEADER), request.uri().clone());
+        scope.body_timeout = self.state.body_timeout;
+        let scope = Arc::new(scope);
+        self.activity.begin();
         let span = crate::trace::server_span(
             self.state.service.short,
             request.method(),
@@ -384,6 +557,7 @@ where
             scope.correlation_id.to_str().unwrap_or_default(),
         );
         let mut guard = InFlight {
+            activity: self.activity.clone(),
             state: self.state.clone(),
             scope: scope.clone(),
             method: request.method().clone(),
@@ -396,22 +570,114 @@ where
         // allocation); see `chaos::Drill::faults_for`.
         let drill =
             guard.state.chaos.faults_for(request.uri().path()).map(|faults| (guard.state.chaos.clone(), faults));
+        let limited =
+            guard.state.limiter.as_ref().filter(|_| request.uri().path().starts_with("/api/")).map(|limiter| {
+                let client = limiter.client(self.peer, request.headers());
+                limiter.check(client)
+            });
+        let refusal = refuse(&guard.state.route_table, &request);
+        let access = guard.state.route_table.access(request.method(), request.uri().path());
+        let state = guard.state.clone();
+        // HEAD is GET without the body: hyper drops the body of a response to a HEAD request and
+        // keeps its length, so the routes only ever see GET.
+        if request.method() == Method::HEAD {
+            *request.method_mut() = Method::GET;
+        }
         let mut routes = self.routes.clone();
         let handled = async move {
-            if let Some((chaos, faults)) = drill
-                && let Some(injected) = chaos.inject(&faults).await
-            {
-                return Ok(injected);
+            if let (Some(limiter), Some(verdict @ Verdict::Limited { .. })) = (&state.limiter, &limited) {
+                return Ok::<Response, Infallible>(limiter.refusal(verdict));
             }
-            tower_service::Service::call(&mut routes, request).await
+            let routed = async {
+                if let Some(refusal) = refusal {
+                    return Ok(refusal.into_response());
+                }
+                match state.gate.admit(access, request.headers().get(header::AUTHORIZATION)).await {
+                    Ok(Some(caller)) => {
+                        tracing::Span::current().record("subject", caller.subject.as_str());
+                        let _ = SCOPE.try_with(|scope| scope.subject.set(caller.subject));
+                    }
+                    Ok(None) => {}
+                    Err(refused) => return Ok(refused),
+                }
+                if let Some((chaos, faults)) = drill
+                    && let Some(injected) = chaos.inject(&faults).await
+                {
+                    return Ok(injected);
+                }
+                tower_service::Service::call(&mut routes, request).await
+            };
+            let Ok(mut response) = routed.await;
+            if let (Some(limiter), Some(verdict)) = (&state.limiter, &limited) {
+                limiter.annotate(verdict, response.headers_mut());
+            }
+            Ok(response)
         };
         let response = SCOPE.scope(scope, handled).instrument(span);
         Box::pin(async move {
             let Ok(mut response) = response.await;
+            if matches!(response.status(), StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE) {
+                // The rest of the body was not read: the connection cannot carry another request.
+                response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             security::apply(guard.scope.uri.path(), response.headers_mut());
             response.headers_mut().insert(CORRELATION_HEADER, guard.scope.correlation_id.clone());
             guard.respond(response.status());
             Ok(response)
         })
     }
+}
+
+/// A request the edge answers itself, before routing.
+enum Refusal {
+    /// The path exists, but not with this method.
+    MethodNotAllowed(Vec<Method>),
+    /// The query string carries a control character that no handler may see (see `strict_json`).
+    ControlInQuery,
+}
+
+impl Refusal {
+    /// The problem response; called inside the request's scope, for its correlation id.
+    fn into_response(self) -> Response {
+        match self {
+            Self::MethodNotAllowed(methods) => {
+                let detail = format!("This path accepts {}.", allow_header(&methods));
+                let mut response =
+                    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "", "Method Not Allowed", detail).into_response();
+                if let Ok(allow) = HeaderValue::from_str(&allow_header(&methods)) {
+                    response.headers_mut().insert(header::ALLOW, allow);
+                }
+                response
+            }
+            Self::ControlInQuery => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-query",
+                "Invalid query string",
+                "The query string contains a control character (percent-encoded U+0000–U+001F).",
+            )
+            .into_response(),
+        }
+    }
+}
+
+fn refuse<B>(table: &RouteTable, request: &Request<B>) -> Option<Refusal> {
+    if let Some(methods) = table.allowed(request.uri().path())
+        && !methods.contains(request.method())
+    {
+        return Some(Refusal::MethodNotAllowed(methods));
+    }
+    let query = request.uri().query().unwrap_or_default();
+    query.contains('%').then(|| has_encoded_control(query)).filter(|found| *found).map(|_| Refusal::ControlInQuery)
+}
+
+/// Whether a query string percent-encodes a control character wharf refuses in text.
+fn has_encoded_control(query: &str) -> bool {
+    let bytes = query.as_bytes();
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && std::str::from_utf8(&w[1..])
+                .ok()
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .is_some_and(|b| crate::strict_json::is_forbidden_control(char::from(b)))
+    })
 }

@@ -51,6 +51,8 @@ pub fn server_span(
                 http.response.status_code = Empty,
                 service,
                 correlation_id,
+                // The authenticated caller's `sub`, recorded once the token is verified.
+                subject = Empty,
             )
         };
     }

@@ -32,6 +32,9 @@ impl TestEdge {
             shutdown_grace: Duration::from_secs(1),
             chaos_enabled,
             port_variable: "PORT",
+            connections: Default::default(),
+            auth: Default::default(),
+            rate_limit: Default::default(),
         };
         let service = ServiceName { display: "TestService", short: "test" };
         let edge = Edge::new(service, config, Liveness::new());

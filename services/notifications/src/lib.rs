@@ -179,8 +179,13 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
         .supervisor(supervisor.clone())
         .openapi(routes::ApiDoc::openapi());
     let api = NotificationsApi { store: store_client, senders, attempts: config.senders.attempts };
+    let mut edge = edge;
     let mut routes = routes::routes(api, edge.body_limit());
     if config.admin_enabled {
+        use warp::http::Method;
+        edge = edge
+            .undocumented_route("/admin/dlq", &[Method::GET, Method::DELETE])
+            .undocumented_route("/admin/dlq/replay", &[Method::POST]);
         let dlq = admin::DlqAdmin { bus, queue: config.bus.queue.clone() };
         routes = routes.or(admin::routes(dlq, edge.body_limit())).unify().boxed();
     }

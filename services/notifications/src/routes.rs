@@ -38,7 +38,7 @@ pub struct NotificationsApi {
 }
 
 /// List notifications (filters: `recipient`, `status`), in ascending id order.
-#[utoipa::path(get, path = "/api/notifications", tag = "notifications",
+#[utoipa::path(get, path = "/api/notifications", security(("bearer" = ["admin"])), tag = "notifications",
     params(("recipient" = Option<String>, Query, description = "exact recipient (emails: domain lower-cased; numbers: E.164)"),
            ("status" = Option<DeliveryStatus>, Query, description = "Pending, Sent or Failed"),
            ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
@@ -84,7 +84,7 @@ async fn list(query: Vec<(String, String)>, api: NotificationsApi) -> Result<Res
 }
 
 /// One notification.
-#[utoipa::path(get, path = "/api/notifications/{id}", tag = "notifications",
+#[utoipa::path(get, path = "/api/notifications/{id}", security(("bearer" = ["admin"])), tag = "notifications",
     params(("id" = i64, Path, description = "The notification's id")),
     responses((status = 200, body = Notification), (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -102,7 +102,7 @@ async fn get(id: String, api: NotificationsApi) -> Result<Response, Infallible> 
 }
 
 /// Send a notification: accepted as Pending, delivered by the sender pool.
-#[utoipa::path(post, path = "/api/notifications/send", tag = "notifications", request_body = SendInput,
+#[utoipa::path(post, path = "/api/notifications/send", security(("bearer" = ["admin"])), tag = "notifications", request_body = SendInput,
     responses((status = 202, body = Notification, headers(("Location" = String))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 503, body = Problem, content_type = "application/problem+json", description = "the senders are overloaded; see Retry-After")))]

@@ -80,7 +80,7 @@ fn unprocessable(slug: &str, title: &str, detail: String) -> Problem {
 }
 
 /// List orders, in ascending id order.
-#[utoipa::path(get, path = "/api/orders", tag = "orders",
+#[utoipa::path(get, path = "/api/orders", security(("bearer" = [])), tag = "orders",
     params(("limit" = Option<i64>, Query, description = "1–1000, default 100"),
            ("offset" = Option<i64>, Query, description = "≥ 0, default 0")),
     responses((status = 200, body = [Order]), (status = 400, body = Problem, content_type = "application/problem+json")))]
@@ -95,7 +95,7 @@ async fn list(query: Vec<(String, String)>, api: OrdersApi) -> Result<Response, 
 }
 
 /// One order.
-#[utoipa::path(get, path = "/api/orders/{id}", tag = "orders",
+#[utoipa::path(get, path = "/api/orders/{id}", security(("bearer" = [])), tag = "orders",
     params(("id" = i64, Path, description = "The order's id")),
     responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -104,7 +104,7 @@ async fn get(id: String, api: OrdersApi) -> Result<Response, Infallible> {
 }
 
 /// Place an order; OrderPlaced is published through the outbox.
-#[utoipa::path(post, path = "/api/orders", tag = "orders", request_body = OrderInput,
+#[utoipa::path(post, path = "/api/orders", security(("bearer" = [])), tag = "orders", request_body = OrderInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the original order, no second event; same key, other body: 422")),
     responses((status = 201, body = Order, headers(("Location" = String), ("X-Product-Source" = String, description = "present when validated against the fallback cache"))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -181,7 +181,7 @@ fn key_conflict() -> Problem {
 }
 
 /// Move an order along its lifecycle.
-#[utoipa::path(put, path = "/api/orders/{id}/status", tag = "orders", request_body = StatusInput,
+#[utoipa::path(put, path = "/api/orders/{id}/status", security(("bearer" = ["admin"])), tag = "orders", request_body = StatusInput,
     params(("id" = i64, Path, description = "The order's id")),
     responses((status = 200, body = Order), (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json"),

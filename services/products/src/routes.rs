@@ -53,7 +53,7 @@ async fn get(id: String, catalogue: Catalogue) -> Result<Response, Infallible> {
 }
 
 /// Add a product.
-#[utoipa::path(post, path = "/api/products", tag = "products", request_body = ProductInput,
+#[utoipa::path(post, path = "/api/products", security(("bearer" = ["admin"])), tag = "products", request_body = ProductInput,
     responses((status = 201, body = Product, headers(("Location" = String, description = "The new product's URL"))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 413, body = Problem, content_type = "application/problem+json"),
@@ -73,7 +73,7 @@ async fn create(catalogue: Catalogue, body: Value) -> Result<Response, Infallibl
 }
 
 /// Replace a product's fields.
-#[utoipa::path(put, path = "/api/products/{id}", tag = "products", request_body = ProductInput,
+#[utoipa::path(put, path = "/api/products/{id}", security(("bearer" = ["admin"])), tag = "products", request_body = ProductInput,
     params(("id" = i64, Path, description = "The product's id")),
     responses((status = 200, body = Product), (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
@@ -89,7 +89,7 @@ async fn update(id: String, catalogue: Catalogue, body: Value) -> Result<Respons
 }
 
 /// Remove a product.
-#[utoipa::path(delete, path = "/api/products/{id}", tag = "products",
+#[utoipa::path(delete, path = "/api/products/{id}", security(("bearer" = ["admin"])), tag = "products",
     params(("id" = i64, Path, description = "The product's id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 async fn delete(id: String, catalogue: Catalogue) -> Result<Response, Infallible> {

@@ -32,6 +32,14 @@ pub struct ServiceConfig {
     pub body_limit: u64,
     /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may run after SIGTERM.
     pub shutdown_grace: Duration,
+    /// `HTTP_HEADER_TIMEOUT_SECS`, `HTTP_BODY_TIMEOUT_SECS`, `HTTP_IDLE_TIMEOUT_SECS`,
+    /// `MAX_CONNECTIONS`: what one slow, idle or greedy client can hold.
+    pub connections: wharf_edge::server::ConnectionLimits,
+    /// `AUTH_MODE` and, with `jwt`, `AUTH_ISSUER`, `AUTH_JWKS_URL`, `AUTH_AUDIENCE`,
+    /// `AUTH_ADMIN_GROUP`, `AUTH_JWKS_REFRESH_SECS`.
+    pub auth: wharf_edge::auth::AuthSettings,
+    /// `RATE_LIMIT_PER_SECOND`, `RATE_LIMIT_BURST`, `RATE_LIMIT_MAX_CLIENTS`, `TRUST_FORWARDED_FOR`.
+    pub rate_limit: wharf_edge::rate_limit::RateLimitSettings,
     /// `SUPERVISOR_MAX_RESTARTS`: restarts of one actor within the window before the failure
     /// escalates and the process exits.
     pub max_restarts: u32,
@@ -63,9 +71,37 @@ impl ServiceConfig {
         let chaos_enabled = env.boolean("CHAOS_ENABLED", false);
         let body_limit = env.integer("BODY_LIMIT_BYTES", 64 * 1024, 1..=64 * 1024 * 1024);
         let shutdown_grace = Duration::from_secs(env.integer("SHUTDOWN_GRACE_SECS", 10, 0..=3600));
+        let defaults = wharf_edge::server::ConnectionLimits::default();
+        let connections = wharf_edge::server::ConnectionLimits {
+            header_timeout: Duration::from_secs(env.integer(
+                "HTTP_HEADER_TIMEOUT_SECS",
+                defaults.header_timeout.as_secs(),
+                1..=3600,
+            )),
+            body_timeout: Duration::from_secs(env.integer(
+                "HTTP_BODY_TIMEOUT_SECS",
+                defaults.body_timeout.as_secs(),
+                1..=3600,
+            )),
+            idle_timeout: Duration::from_secs(env.integer(
+                "HTTP_IDLE_TIMEOUT_SECS",
+                defaults.idle_timeout.as_secs(),
+                1..=3600,
+            )),
+            max_connections: env.integer("MAX_CONNECTIONS", defaults.max_connections, 1..=1_000_000),
+        };
         let max_restarts = env.integer("SUPERVISOR_MAX_RESTARTS", 10, 0..=10_000);
         let restart_window = Duration::from_secs(env.integer("SUPERVISOR_WINDOW_SECS", 60, 1..=86_400));
+        let auth = read_auth(env);
+        let rate_limit = wharf_edge::rate_limit::RateLimitSettings {
+            per_second: env.integer("RATE_LIMIT_PER_SECOND", 0, 0..=1_000_000),
+            burst: env.integer("RATE_LIMIT_BURST", 0, 0..=1_000_000),
+            trust_forwarded_for: env.boolean("TRUST_FORWARDED_FOR", false),
+            max_clients: env.integer("RATE_LIMIT_MAX_CLIENTS", 100_000, 1..=10_000_000),
+        };
         Self {
+            auth,
+            rate_limit,
             host,
             port,
             port_variable: "PORT",
@@ -78,6 +114,7 @@ impl ServiceConfig {
             chaos_enabled,
             body_limit,
             shutdown_grace,
+            connections,
             max_restarts,
             restart_window,
         }
@@ -101,6 +138,9 @@ impl ServiceConfig {
             shutdown_grace: self.shutdown_grace,
             chaos_enabled: self.chaos_enabled,
             port_variable: self.port_variable,
+            connections: self.connections,
+            auth: self.auth.clone(),
+            rate_limit: self.rate_limit,
         }
     }
 }
@@ -113,6 +153,44 @@ pub fn display_name(service: &str) -> &str {
         "notifications" => "NotificationService",
         other => other,
     }
+}
+
+/// The authentication settings; with `jwt`, a missing issuer or audience is an error like any
+/// bad value, reported with the others.
+fn read_auth(env: &mut Env) -> wharf_edge::auth::AuthSettings {
+    use wharf_edge::auth::{AuthSettings, JwtSettings};
+    #[derive(Clone, Copy)]
+    enum Mode {
+        None,
+        Jwt,
+    }
+    let mode = env.choice("AUTH_MODE", Mode::None, &[("none", Mode::None), ("jwt", Mode::Jwt)]);
+    let url =
+        |v: &str| (v.starts_with("https://") || v.starts_with("http://")).then(|| v.trim_end_matches('/').to_owned());
+    let issuer = env.optional(
+        "AUTH_ISSUER",
+        "an https:// URL (Cognito: https://cognito-idp.<region>.amazonaws.com/<pool-id>)",
+        url,
+    );
+    let jwks_url = env.optional("AUTH_JWKS_URL", "an http(s):// URL", url);
+    let audiences = env.optional("AUTH_AUDIENCE", "accepted audiences or client ids, comma-separated", |v| {
+        let list: Vec<String> = v.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_owned).collect();
+        (!list.is_empty()).then_some(list)
+    });
+    let admin_group = env.string("AUTH_ADMIN_GROUP", "admin");
+    let min_refresh_interval = Duration::from_secs(env.integer("AUTH_JWKS_REFRESH_SECS", 60, 1..=86_400));
+    if matches!(mode, Mode::None) {
+        return AuthSettings::None;
+    }
+    if issuer.is_none() && env.raw("AUTH_ISSUER").is_none() {
+        env.reject("AUTH_ISSUER", "the token issuer's URL (required with AUTH_MODE=jwt)");
+    }
+    if audiences.is_none() && env.raw("AUTH_AUDIENCE").is_none() {
+        env.reject("AUTH_AUDIENCE", "the accepted audience or Cognito client id (required with AUTH_MODE=jwt)");
+    }
+    let (Some(issuer), Some(audiences)) = (issuer, audiences) else { return AuthSettings::None };
+    let jwks_url = jwks_url.unwrap_or_else(|| format!("{issuer}/.well-known/jwks.json"));
+    AuthSettings::Jwt(JwtSettings { issuer, jwks_url, audiences, admin_group, min_refresh_interval })
 }
 
 #[cfg(test)]
@@ -148,6 +226,52 @@ mod tests {
         assert!(text.contains("DATABASE_URL"), "{text}");
         assert!(text.contains(r#"invalid CHAOS_ENABLED="maybe": expected true or false"#), "{text}");
         assert_eq!(text.lines().count(), 4);
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked() {
+        let mut env = Env::from_pairs([
+            ("HTTP_HEADER_TIMEOUT_SECS", "5"),
+            ("HTTP_BODY_TIMEOUT_SECS", "7"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "90"),
+            ("MAX_CONNECTIONS", "64"),
+        ]);
+        let config = ServiceConfig::from_env(&mut env, "products", 5000);
+        assert!(env.finish().is_ok());
+        let limits = config.edge().connections;
+        assert_eq!(limits.header_timeout, Duration::from_secs(5));
+        assert_eq!(limits.body_timeout, Duration::from_secs(7));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(90));
+        assert_eq!(limits.max_connections, 64);
+
+        let mut env = Env::from_pairs([("HTTP_BODY_TIMEOUT_SECS", "0"), ("MAX_CONNECTIONS", "lots")]);
+        let _ = ServiceConfig::from_env(&mut env, "products", 5000);
+        let text = env.finish().unwrap_err().to_string();
+        assert!(text.contains("HTTP_BODY_TIMEOUT_SECS") && text.contains("MAX_CONNECTIONS"), "{text}");
+    }
+
+    #[test]
+    fn jwt_mode_needs_an_issuer_and_an_audience() {
+        let mut env = Env::from_pairs([("AUTH_MODE", "jwt")]);
+        let _ = ServiceConfig::from_env(&mut env, "products", 5000);
+        let text = env.finish().unwrap_err().to_string();
+        assert!(text.contains("AUTH_ISSUER") && text.contains("AUTH_AUDIENCE"), "{text}");
+
+        let mut env = Env::from_pairs([
+            ("AUTH_MODE", "JWT"),
+            ("AUTH_ISSUER", "https://cognito-idp.eu-west-1.amazonaws.com/pool/"),
+            ("AUTH_AUDIENCE", "client-a, client-b"),
+        ]);
+        let config = ServiceConfig::from_env(&mut env, "products", 5000);
+        assert!(env.finish().is_ok());
+        let wharf_edge::auth::AuthSettings::Jwt(jwt) = config.auth else { panic!("jwt mode") };
+        assert_eq!(jwt.jwks_url, "https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json");
+        assert_eq!(jwt.audiences, ["client-a", "client-b"]);
+        assert_eq!(jwt.admin_group, "admin");
+        assert!(matches!(
+            ServiceConfig::from_env(&mut Env::default(), "x", 1).auth,
+            wharf_edge::auth::AuthSettings::None
+        ));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! - [`TempDir`]: a directory removed on drop, for SQLite files;
 //! - [`PgTestDb`]: a fresh PostgreSQL database per test. In the integration tier an
 //!   unreachable server is a failure, never a skip.
+//! - [`cognito`]: a user pool on moto's Cognito with app clients, an admin and a plain user, and
+//!   their real tokens; [`cognito::TestIssuer`]: a signing key and JWKS of the test's own.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -12,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::Connection;
+
+pub mod cognito;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
