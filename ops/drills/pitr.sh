@@ -35,15 +35,24 @@ pg_port=$(free_port) products_port=$(free_port)
 products_pid="" writer_pid=""
 cleanup() {
   local status=$?
-  [ -n "$writer_pid" ] && kill "$writer_pid" 2>/dev/null
-  [ -n "$products_pid" ] && { kill -KILL "$products_pid" 2>/dev/null; wait "$products_pid" 2>/dev/null; }
+  # Best effort, and never the drill's verdict: a killed child's status must not become the exit code.
+  if [ -n "$writer_pid" ]; then kill "$writer_pid" 2>/dev/null || true; fi
+  if [ -n "$products_pid" ]; then
+    kill -KILL "$products_pid" 2>/dev/null || true
+    wait "$products_pid" 2>/dev/null || true
+  fi
   for data in "$work/primary" "$work/recovered"; do
-    [ -f "$data/postmaster.pid" ] && "${as_owner[@]}" "$pg_bin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1
+    if [ -f "$data/postmaster.pid" ]; then
+      "${as_owner[@]}" "$pg_bin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true
+    fi
   done
   if [ "$status" -ne 0 ]; then
-    for log in "$work"/*.log; do [ -f "$log" ] && { echo "=== last lines of $(basename "$log")" >&2; tail -n 30 "$log" >&2; }; done
+    for log in "$work"/*.log; do
+      if [ -f "$log" ]; then echo "=== last lines of $(basename "$log")" >&2; tail -n 30 "$log" >&2; fi
+    done
   fi
   rm -rf "$work"
+  exit "$status"
 }
 trap cleanup EXIT
 
