@@ -14,6 +14,7 @@
 //! - Dead letters can be listed, replayed to the main queue (with a fresh attempt count) and purged.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 
 use crate::BoxFuture;
 use crate::config::{BackendKind, BusConfig};
+use crate::depth::Depth;
 use crate::envelope::Envelope;
 use crate::error::BusError;
 use crate::memory::MemoryBus;
@@ -33,6 +35,18 @@ use crate::subscription::Subscription;
 
 /// How long [`Bus::check`] waits for the backend.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `work`'s answer, or `Unavailable` with `silence` as the detail once [`CHECK_TIMEOUT`] has
+/// passed without one: what keeps a probe or a scrape from hanging on a dead backend.
+pub(crate) async fn within_check_timeout<T>(
+    backend: BackendKind,
+    silence: &str,
+    work: impl Future<Output = Result<T, BusError>>,
+) -> Result<T, BusError> {
+    tokio::time::timeout(CHECK_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err(BusError::Unavailable { backend, waited: CHECK_TIMEOUT, detail: silence.to_owned() }))
+}
 
 /// A message bus: queues with at-least-once delivery, delayed retry and a dead-letter queue.
 pub trait Bus: Send + Sync + fmt::Debug + 'static {
@@ -76,6 +90,10 @@ pub trait Bus: Send + Sync + fmt::Debug + 'static {
 
     /// Deletes every message in `queue`'s dead-letter queue; returns how many there were.
     fn purge_dead_letters<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<usize, BusError>>;
+
+    /// How many messages wait in `queue` and in its dead-letter queue (see [`Depth`]); answers
+    /// within [`CHECK_TIMEOUT`]. For metrics: one or two backend calls, not meant per message.
+    fn queue_depth<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<Depth, BusError>>;
 
     /// Whether the backend answers and `queue` exists: the bus's readiness check. Answers within
     /// [`CHECK_TIMEOUT`] (a readiness probe must not hang on a dead broker).

@@ -17,6 +17,7 @@ mod bus;
 pub mod config;
 pub mod consumer;
 mod delivery;
+mod depth;
 pub mod envelope;
 mod error;
 pub mod memory;
@@ -34,6 +35,7 @@ pub use consumer::{
     consumer,
 };
 pub use delivery::{Delivery, Settled, Undecodable};
+pub use depth::Depth;
 pub use envelope::{DecodeError, EncodeError, Envelope, Event, EventKind};
 pub use error::{BusError, SettleError, SettleFailure};
 pub use memory::MemoryBus;

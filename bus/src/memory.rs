@@ -29,6 +29,7 @@ use crate::BoxFuture;
 use crate::bus::{Bus, DeadLetter, Replay, SubscribeOptions};
 use crate::config::{BackendKind, BusConfig};
 use crate::delivery::{DeadLetterNote, Delivery, Received, Settler};
+use crate::depth::Depth;
 use crate::error::{BusError, SettleFailure};
 use crate::message::Message;
 use crate::queue::QueueName;
@@ -337,6 +338,12 @@ impl Bus for MemoryBus {
             q.room.notify_waiters();
             Ok(purged)
         })
+    }
+
+    fn queue_depth<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<Depth, BusError>> {
+        let depth = self.depth(queue);
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Box::pin(async move { Ok(Depth { waiting: count(depth.ready), dead_letters: count(depth.dead) }) })
     }
 
     fn check<'a>(&'a self, _queue: &'a QueueName) -> BoxFuture<'a, Result<(), BusError>> {

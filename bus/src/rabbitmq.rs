@@ -50,8 +50,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
 use crate::BoxFuture;
-use crate::bus::{Bus, CHECK_TIMEOUT, DeadLetter, Replay, SubscribeOptions};
+use crate::bus::{Bus, DeadLetter, Replay, SubscribeOptions, within_check_timeout};
 use crate::config::{BackendKind, BusConfig};
+use crate::depth::Depth;
 use crate::error::BusError;
 use crate::message::{Message, headers};
 use crate::queue::QueueName;
@@ -65,6 +66,8 @@ pub const RETRY_EXCHANGE: &str = "wharf.retry";
 /// The exchange dead-letter queues are bound to.
 pub const DEAD_LETTER_EXCHANGE: &str = "wharf.dead-letter";
 
+/// What a check or a count says when the backend stays silent past [`crate::CHECK_TIMEOUT`].
+const NO_ANSWER: &str = "no answer from the broker";
 const BACKEND: BackendKind = BackendKind::RabbitMq;
 
 /// The RabbitMQ bus; cheap to clone. Connects lazily, on first use.
@@ -514,13 +517,19 @@ impl Bus for RabbitBus {
             let check = self.inner.on_channel("check", queue.as_str(), async |channel| {
                 self.inner.message_count(channel, queue.as_str()).await.map(|_| ())
             });
-            tokio::time::timeout(CHECK_TIMEOUT, check).await.unwrap_or_else(|_| {
-                Err(BusError::Unavailable {
-                    backend: BACKEND,
-                    waited: CHECK_TIMEOUT,
-                    detail: "no answer from the broker".to_owned(),
-                })
-            })
+            within_check_timeout(BACKEND, NO_ANSWER, check).await
+        })
+    }
+
+    fn queue_depth<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<Depth, BusError>> {
+        Box::pin(async move {
+            let dlq = queue.dead_letter();
+            let count = self.inner.on_channel("count", queue.as_str(), async |channel| {
+                let waiting = self.inner.message_count(channel, queue.as_str()).await?;
+                let dead_letters = self.inner.message_count(channel, &dlq).await?;
+                Ok(Depth { waiting: u64::from(waiting), dead_letters: u64::from(dead_letters) })
+            });
+            within_check_timeout(BACKEND, NO_ANSWER, count).await
         })
     }
 }

@@ -35,8 +35,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::BoxFuture;
-use crate::bus::{Bus, CHECK_TIMEOUT, DeadLetter, Replay, SubscribeOptions};
+use crate::bus::{Bus, CHECK_TIMEOUT, DeadLetter, Replay, SubscribeOptions, within_check_timeout};
 use crate::config::{BackendKind, BusConfig};
+use crate::depth::Depth;
 use crate::error::BusError;
 use crate::message::{Message, Metadata};
 use crate::queue::QueueName;
@@ -402,6 +403,14 @@ impl Bus for SqliteBus {
                 .rows_affected();
             Ok(usize::try_from(purged).unwrap_or(usize::MAX))
         })
+    }
+
+    fn queue_depth<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<Depth, BusError>> {
+        Box::pin(within_check_timeout(BACKEND, "the SQLite bus did not answer", async move {
+            let depth = self.depth(queue).await?;
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            Ok(Depth { waiting: count(depth.ready), dead_letters: count(depth.dead) })
+        }))
     }
 
     fn check<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<(), BusError>> {

@@ -43,14 +43,17 @@ use time::format_description::well_known::Rfc3339;
 use tokio::time::Instant;
 
 use crate::BoxFuture;
-use crate::bus::{Bus, CHECK_TIMEOUT, DeadLetter, Replay, SubscribeOptions};
+use crate::bus::{Bus, DeadLetter, Replay, SubscribeOptions, within_check_timeout};
 use crate::config::{BackendKind, BusConfig};
+use crate::depth::Depth;
 use crate::envelope::Envelope;
 use crate::error::{BusError, SettleFailure};
 use crate::message::{Message, Metadata, headers};
 use crate::queue::QueueName;
 use crate::subscription::Subscription;
 
+/// What a check or a count says when the backend stays silent past [`crate::CHECK_TIMEOUT`].
+const NO_ANSWER: &str = "no answer from SQS";
 const BACKEND: BackendKind = BackendKind::Sqs;
 
 /// Longest visibility timeout / delay SQS accepts: 12 hours.
@@ -206,6 +209,25 @@ impl Sqs {
         let url = self.url(&name).await?;
         self.dlq_urls.lock().unwrap_or_else(|p| p.into_inner()).insert(queue.to_string(), url.clone());
         Ok(url)
+    }
+
+    /// The sum of the `attributes` (message counts) of the queue at `url`.
+    async fn count(&self, url: &str, name: &str, attributes: &[QueueAttributeName]) -> Result<u64, BusError> {
+        let started = Instant::now();
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .set_attribute_names(Some(attributes.to_vec()))
+            .send()
+            .await
+            .map_err(|err| sqs_error("count the messages of", name, started, &err))?;
+        let values = output.attributes();
+        Ok(attributes
+            .iter()
+            .filter_map(|attribute| values.and_then(|v| v.get(attribute)))
+            .filter_map(|value| value.parse::<u64>().ok())
+            .sum())
     }
 
     async fn create_queue(&self, name: &str, started: Instant) -> Result<String, BusError> {
@@ -578,28 +600,29 @@ impl Bus for SqsBus {
     }
 
     fn check<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<(), BusError>> {
-        Box::pin(async move {
-            let started = Instant::now();
-            let check = async {
-                let url = self.inner.url(queue.as_str()).await?;
-                self.inner
-                    .client
-                    .get_queue_attributes()
-                    .queue_url(&url)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .send()
-                    .await
-                    .map_err(|err| sqs_error("check", queue.as_str(), started, &err))?;
-                Ok(())
-            };
-            tokio::time::timeout(CHECK_TIMEOUT, check).await.unwrap_or_else(|_| {
-                Err(BusError::Unavailable {
-                    backend: BACKEND,
-                    waited: started.elapsed(),
-                    detail: "no answer from SQS".to_owned(),
-                })
-            })
-        })
+        Box::pin(within_check_timeout(BACKEND, NO_ANSWER, async move {
+            let url = self.inner.url(queue.as_str()).await?;
+            self.inner.count(&url, queue.as_str(), &[QueueAttributeName::ApproximateNumberOfMessages]).await.map(|_| ())
+        }))
+    }
+
+    fn queue_depth<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<Depth, BusError>> {
+        Box::pin(within_check_timeout(BACKEND, NO_ANSWER, async move {
+            let main = self.inner.url(queue.as_str()).await?;
+            let dlq = self.inner.dlq_url(queue).await?;
+            let dlq_name = queue.dead_letter();
+            let waiting = self.inner.count(&main, queue.as_str(), &[QueueAttributeName::ApproximateNumberOfMessages]);
+            let dead = self.inner.count(
+                &dlq,
+                &dlq_name,
+                &[
+                    QueueAttributeName::ApproximateNumberOfMessages,
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                ],
+            );
+            let (waiting, dead_letters) = tokio::try_join!(waiting, dead)?;
+            Ok(Depth { waiting, dead_letters })
+        }))
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use support::{Backend, Ping, PingV2, Script, eventually, ping, start_consumer};
-use wharf_bus::{DeadLetter, Envelope, Message, Metadata, Outcome, Replay};
+use wharf_bus::{DeadLetter, Depth, Envelope, Message, Metadata, Outcome, Replay};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -330,6 +330,39 @@ async fn a_graceful_stop_lets_running_handlers_finish(b: Backend) {
     b.finish().await;
 }
 
+/// Waits until the backend counts `expected` in `b.queue` and its dead-letter queue.
+async fn depth_becomes(b: &Backend, expected: Depth) {
+    let mut last = None;
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let depth = b.bus.queue_depth(&b.queue).await.unwrap();
+            if depth == expected {
+                return;
+            }
+            last = Some(depth);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the depth stayed {last:?}, never {expected:?}");
+}
+
+async fn queue_depth_counts_waiting_messages_and_dead_letters(b: Backend) {
+    depth_becomes(&b, Depth { waiting: 0, dead_letters: 0 }).await;
+    for n in 1..=3 {
+        b.bus.publish(&b.queue, &ping(n)).await.unwrap();
+    }
+    depth_becomes(&b, Depth { waiting: 3, dead_letters: 0 }).await;
+
+    let mut subscription = b.bus.subscribe(&b.queue, &b.options).await.unwrap();
+    let delivery = tokio::time::timeout(WAIT, subscription.next()).await.unwrap().unwrap();
+    delivery.dead_letter("counted").await.unwrap();
+    // The others the subscription fetched go back to the queue unsettled.
+    drop(subscription);
+    depth_becomes(&b, Depth { waiting: 2, dead_letters: 1 }).await;
+    b.finish().await;
+}
+
 /// One module per backend, each running every test body.
 macro_rules! conformance {
     ($($case:ident $(($max_attempts:expr))?),* $(,)?) => {
@@ -374,4 +407,5 @@ conformance!(
     dead_letters_can_be_listed_replayed_and_purged,
     a_message_whose_consumer_keeps_dying_is_dead_lettered_after_max_attempts(2),
     a_graceful_stop_lets_running_handlers_finish,
+    queue_depth_counts_waiting_messages_and_dead_letters,
 );

@@ -2,7 +2,8 @@
 //!
 //! Requests are labelled by method, route *template* and status, never by raw path, so a scan
 //! of random URLs cannot create unbounded series. Supervisor restarts are read from the
-//! [`Liveness`](wharf_actors::Liveness) record at scrape time.
+//! [`Liveness`](wharf_actors::Liveness) record at scrape time, with a zero series for every
+//! actor of the edge's supervisor.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use warp::Filter;
 use warp::reply::Response;
+use wharf_actors::SupervisorHandle;
 
 use crate::exposition::{Format, to_prometheus_text};
 use crate::request::route;
@@ -101,6 +103,11 @@ pub(crate) async fn metrics(
 ) -> Result<Response, std::convert::Infallible> {
     let format = Format::negotiate(accept.as_ref());
     let metrics = &state.metrics;
+    // Every supervised actor has its series from the start, at 0: the first restart is then an
+    // increase a `rate()` or `increase()` can see, not the series appearing.
+    for child in state.supervisor.iter().flat_map(SupervisorHandle::children) {
+        drop(metrics.restarts.get_or_create(&ChildLabels { child }));
+    }
     for (child, count) in state.liveness.restarts() {
         let counter = metrics.restarts.get_or_create(&ChildLabels { child });
         // The supervisor's count only grows; bring the exported counter level with it.

@@ -6,11 +6,16 @@
 //! ├── notifications/senders       sender pool: mock email/SMS delivery (workers …/0 … n-1)
 //! └── notifications/order-events  EventConsumer: OrderPlaced → one Email notification per event id
 //! ```
+//!
+//! Beside the edge's metrics: the backlog (`backlog`), the order-events queue (`queue_metrics`), the
+//! order → email delay (`order_to_email`) and the senders' outcomes (`sender`).
 
 pub mod admin;
 pub mod backlog;
 pub mod domain;
 pub mod order_events;
+pub mod order_to_email;
+pub mod queue_metrics;
 pub mod routes;
 pub mod sender;
 pub mod store;
@@ -27,6 +32,8 @@ use wharf_runtime::{Database, Env, RunningService, ServiceConfig, StartError, st
 
 use crate::backlog::BacklogStatus;
 use crate::order_events::OrderPlacedHandler;
+use crate::order_to_email::OrderToEmail;
+use crate::queue_metrics::QueueMetrics;
 use crate::routes::NotificationsApi;
 use crate::sender::{SendJob, Sender, SenderConfig, parse_delay};
 use crate::store::{NotificationStore, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
@@ -131,12 +138,13 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
     let sender = Arc::new(Sender::new(store.clone(), config.senders.clone(), edge.registry()));
     // The sender queue holds every accepted direct send and every event in delivery.
     let (senders_spec, senders) = pool("senders", sender, config.senders.workers, 100_000, policy);
-    let handler = Arc::new(OrderPlacedHandler::new(store.clone(), senders.clone(), config.retry_delay));
+    let order_to_email = OrderToEmail::register(edge.registry());
+    let handler = Arc::new(OrderPlacedHandler::new(store.clone(), senders.clone(), config.retry_delay, order_to_email));
     let options = ConsumerOptions {
         subscribe: SubscribeOptions { prefetch: config.prefetch, ..SubscribeOptions::default() },
         ..ConsumerOptions::default()
     };
-    let (consumer_spec, _consumer) = consumer("order-events", bus.clone(), config.bus.queue.clone(), handler, options);
+    let (consumer_spec, consumer) = consumer("order-events", bus.clone(), config.bus.queue.clone(), handler, options);
     let supervisor = Supervisor::start(
         config.actor_namespace.clone(),
         policy,
@@ -170,6 +178,7 @@ pub async fn start_with_bus(config: NotificationsConfig, bus: Arc<dyn Bus>) -> R
         Err(err) => tracing::warn!(error = %err, "could not read pending notifications"),
     }
 
+    edge.registry().register_collector(Box::new(QueueMetrics::new(bus.clone(), config.bus.queue.clone(), consumer)));
     let backlog = BacklogStatus::register(edge.registry(), store.clone(), config.backlog_max_age);
     backlog.clone().watch();
     let edge = edge

@@ -17,6 +17,7 @@ use wharf_edge::trace;
 use wharf_events::OrderPlaced;
 
 use crate::domain::{Channel, DeliveryStatus, MessageText, NewNotification, Recipient};
+use crate::order_to_email::OrderToEmail;
 use crate::sender::{Reply, SendJob, Sender};
 use crate::store::NotificationStore;
 
@@ -27,12 +28,19 @@ pub struct OrderPlacedHandler {
     senders: PoolHandle<Sender>,
     /// Wait before the bus delivers a failed event again.
     retry_delay: Duration,
+    order_to_email: OrderToEmail,
 }
 
 impl OrderPlacedHandler {
-    /// A handler writing to `store` and delivering through `senders`.
-    pub fn new(store: NotificationStore, senders: PoolHandle<Sender>, retry_delay: Duration) -> Self {
-        Self { store, senders, retry_delay }
+    /// A handler writing to `store`, delivering through `senders` and timing each order's email
+    /// in `order_to_email`.
+    pub fn new(
+        store: NotificationStore,
+        senders: PoolHandle<Sender>,
+        retry_delay: Duration,
+        order_to_email: OrderToEmail,
+    ) -> Self {
+        Self { store, senders, retry_delay, order_to_email }
     }
 }
 
@@ -125,7 +133,10 @@ impl OrderPlacedHandler {
         // notification is Sent.
         match self.senders.call(job).await {
             Ok(Ok(())) => match delivered.await {
-                Ok(Ok(())) => Outcome::Ack,
+                Ok(Ok(())) => {
+                    self.order_to_email.sent(envelope.occurred_at());
+                    Outcome::Ack
+                }
                 Ok(Err(err)) => Outcome::retry(self.retry_delay, err.to_string()),
                 Err(_) => Outcome::retry(self.retry_delay, "the delivery ended without an outcome"),
             },

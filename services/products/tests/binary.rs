@@ -26,6 +26,15 @@ fn products(dir: &TempDir, vars: &[(&str, &str)]) -> Command {
 /// Starts the binary and waits for its `ready` log line; returns the process, its base URL and
 /// the time it took.
 fn start(dir: &TempDir, vars: &[(&str, &str)]) -> (Child, String, Duration) {
+    let (child, base, took, _) = start_logging(dir, vars);
+    (child, base, took)
+}
+
+/// Like [`start`], also returning its stdout: the lines up to `ready`, then every later one.
+fn start_logging(
+    dir: &TempDir,
+    vars: &[(&str, &str)],
+) -> (Child, String, Duration, impl Iterator<Item = serde_json::Value>) {
     let started = Instant::now();
     let mut child = products(dir, vars).spawn().expect("spawn products");
     let stdout = child.stdout.take().expect("stdout");
@@ -35,12 +44,22 @@ fn start(dir: &TempDir, vars: &[(&str, &str)]) -> (Child, String, Duration) {
             let _ = tx.send(line);
         }
     });
+    let parse = |line: String| -> serde_json::Value {
+        serde_json::from_str(&line).expect("every stdout line is a JSON log record")
+    };
+    let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        let log: serde_json::Value = serde_json::from_str(&line).expect("every stdout line is a JSON log record");
+        let log = parse(line);
+        seen.push(log.clone());
         if log["message"] == "ready" {
             let addr = log["addr"].as_str().expect("ready names the address").to_owned();
-            return (child, format!("http://{addr}"), started.elapsed());
+            return (
+                child,
+                format!("http://{addr}"),
+                started.elapsed(),
+                seen.into_iter().chain(rx.into_iter().map(parse)),
+            );
         }
     }
     let _ = child.kill();
@@ -95,6 +114,27 @@ fn starts_quickly_and_sigterm_exits_cleanly() {
     terminate(&child);
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
+}
+
+#[test]
+fn every_log_line_names_the_service_by_its_short_name_whatever_the_trace_resource_is_called() {
+    let dir = TempDir::new("bin");
+    let vars = [("OTEL_SERVICE_NAME", "catalogue-resource"), ("RUST_LOG", "debug")];
+    let (mut child, base, _, lines) = start_logging(&dir, &vars);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        assert_eq!(reqwest::get(format!("{base}/api/products")).await.unwrap().status(), 200);
+        assert_eq!(reqwest::get(format!("{base}/nowhere")).await.unwrap().status(), 404);
+    });
+    terminate(&child);
+    // Start-up, requests (inside their span and out), the drain: the stream ends when the process does.
+    let lines: Vec<serde_json::Value> = lines.collect();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(15)).code(), Some(0));
+    assert!(lines.iter().any(|line| line["correlationId"].is_string()), "request lines were logged");
+    assert!(lines.iter().any(|line| line["message"] == "draining"), "the stop was logged");
+    for line in &lines {
+        assert_eq!(line["service"], "products", "{line}");
+    }
 }
 
 #[test]

@@ -17,6 +17,12 @@ async fn killing_store_actors_under_load_gives_only_success_or_503_and_recovers(
     let seeded = server.create("seed", 3.0, 10).await;
     let id = seeded["id"].as_i64().unwrap();
     let store = format!("{}/store", server.namespace);
+    // Before any restart, every actor already has its restart series, at zero.
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    for actor in [store.clone(), format!("{store}/0")] {
+        let series = format!("wharf_actor_restarts_total{{child=\"{actor}\"}} 0\n");
+        assert!(metrics.contains(&series), "{series} is not on /metrics: {metrics}");
+    }
 
     let mut load = tokio::task::JoinSet::new();
     for i in 0..300 {

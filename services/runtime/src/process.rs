@@ -61,7 +61,7 @@ where
         return ExitCode::from(2);
     }
     let common = settings(&config);
-    let _telemetry = init_telemetry(common.log_format, &common.log_filter, &common.traces);
+    let _telemetry = init_telemetry(common.log_format, &common.log_filter, service, &common.traces);
     runtime.block_on(async {
         let running = match start(config).await {
             Ok(running) => running,

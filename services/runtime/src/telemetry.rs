@@ -76,9 +76,12 @@ impl Drop for TelemetryGuard {
 }
 
 /// Installs the global subscriber: logs in `format` filtered by `filter`, and traces as `traces`
-/// says. Later calls are no-ops (and return an empty guard), so one process may start several
-/// services (`wharf up`) and tests may start many servers.
-pub fn init_telemetry(format: LogFormat, filter: &str, traces: &TraceConfig) -> TelemetryGuard {
+/// says. `service` is the short name a JSON line says when neither a span nor the event names a
+/// service (`orders`; `wharf` for `wharf up`): the log `service` never follows
+/// `OTEL_SERVICE_NAME`, which names the trace resource. Later calls are no-ops (and return an
+/// empty guard), so one process may start several services (`wharf up`) and tests may start many
+/// servers.
+pub fn init_telemetry(format: LogFormat, filter: &str, service: &str, traces: &TraceConfig) -> TelemetryGuard {
     let provider = match traces::otlp_provider(traces) {
         Ok(provider) => provider,
         Err(err) => {
@@ -88,7 +91,7 @@ pub fn init_telemetry(format: LogFormat, filter: &str, traces: &TraceConfig) -> 
             None
         }
     };
-    install(format, filter, &traces.service_name, provider)
+    install(format, filter, service, provider)
 }
 
 /// Like [`init_telemetry`], but every ended span goes straight to `exporter` (an in-memory
@@ -96,10 +99,11 @@ pub fn init_telemetry(format: LogFormat, filter: &str, traces: &TraceConfig) -> 
 pub fn init_telemetry_exporting_to(
     format: LogFormat,
     filter: &str,
+    service: &str,
     traces: &TraceConfig,
     exporter: impl SpanExporter + 'static,
 ) -> TelemetryGuard {
-    install(format, filter, &traces.service_name, Some(traces::provider_exporting_to(traces, exporter)))
+    install(format, filter, service, Some(traces::provider_exporting_to(traces, exporter)))
 }
 
 fn install(format: LogFormat, filter: &str, service: &str, provider: Option<SdkTracerProvider>) -> TelemetryGuard {

@@ -127,7 +127,7 @@ pub fn run(args: UpArgs, runtime: &tokio::runtime::Runtime) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _telemetry = init_telemetry(platform.log_format, &platform.log_filter, &platform.traces);
+    let _telemetry = init_telemetry(platform.log_format, &platform.log_filter, "wharf", &platform.traces);
     runtime.block_on(async move {
         let services = match start(platform).await {
             Ok(services) => services,

@@ -71,7 +71,8 @@ fn names(spans: &[SpanData], trace: TraceId) -> Vec<(String, SpanKind, SpanId, S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_order_is_one_trace_across_orders_products_and_notifications() {
     let exporter = InMemorySpanExporter::default();
-    let telemetry = init_telemetry_exporting_to(LogFormat::Json, "warn", &TraceConfig::off("wharf"), exporter.clone());
+    let telemetry =
+        init_telemetry_exporting_to(LogFormat::Json, "warn", "wharf", &TraceConfig::off("wharf"), exporter.clone());
     assert!(telemetry.exporting(), "this test binary installs the only subscriber");
     let dir = TempDir::new("trace-in-process");
     let (products, orders, notifications) = start_platform(&dir).await;

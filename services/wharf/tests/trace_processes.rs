@@ -1,13 +1,15 @@
 //! One order, one trace — across three real processes (the `products`, `orders` and
-//! `notifications` binaries) over RabbitMQ, each exporting over real OTLP/HTTP to a receiver this
+//! `notifications` binaries) over RabbitMQ and over SQS (one body of assertions, a case per
+//! backend), each exporting over real OTLP/HTTP to a receiver this
 //! test runs, which decodes the `ExportTraceServiceRequest`s with the `opentelemetry-proto` types.
 //!
 //! It also proves the logs are joined to the trace: the orders lines for the request and the
 //! notifications lines for the resulting send carry the request's `correlationId` and the
 //! trace's `traceId`.
 //!
-//! Integration tier: needs RabbitMQ at `WHARF_TEST_AMQP_URL` (default guest@127.0.0.1:5672) and
-//! the three binaries next to `wharf` (`cargo test --workspace` builds them).
+//! Integration tier: needs RabbitMQ at `WHARF_TEST_AMQP_URL` (default guest@127.0.0.1:5672), an
+//! SQS API at `WHARF_TEST_SQS_ENDPOINT` (moto; `eval "$(scripts/dev-services.sh up)"`) and the
+//! three binaries next to `wharf` (`cargo test --workspace` builds them).
 #![cfg(feature = "integration")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -178,14 +180,49 @@ impl Drop for Service {
     }
 }
 
+/// The bus settings of orders and notifications over RabbitMQ, on a queue of their own.
+fn rabbitmq() -> Vec<(&'static str, String)> {
+    let amqp = std::env::var("WHARF_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    vec![("BUS", "rabbitmq".to_owned()), ("AMQP_URL", amqp), ("BUS_QUEUE", unique_queue())]
+}
+
+/// The bus settings over the SQS API at `WHARF_TEST_SQS_ENDPOINT` (moto), on a queue of their own
+/// that the services provision.
+fn sqs() -> Vec<(&'static str, String)> {
+    let endpoint = std::env::var("WHARF_TEST_SQS_ENDPOINT")
+        .expect("WHARF_TEST_SQS_ENDPOINT (a moto server) is required: eval \"$(scripts/dev-services.sh up)\"");
+    let credential = |name: &str| std::env::var(name).unwrap_or_else(|_| "test".to_owned());
+    vec![
+        ("BUS", "sqs".to_owned()),
+        ("BUS_PROVISION", "true".to_owned()),
+        ("BUS_QUEUE", unique_queue()),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned())),
+        ("AWS_ACCESS_KEY_ID", credential("AWS_ACCESS_KEY_ID")),
+        ("AWS_SECRET_ACCESS_KEY", credential("AWS_SECRET_ACCESS_KEY")),
+    ]
+}
+
+fn unique_queue() -> String {
+    format!("trace-test-{}", uuid::Uuid::new_v4().simple())
+}
+
 #[test]
 fn one_order_is_one_trace_across_three_processes_over_rabbitmq() {
+    one_order_is_one_trace_across_three_processes(&rabbitmq());
+}
+
+#[test]
+fn one_order_is_one_trace_across_three_processes_over_sqs() {
+    one_order_is_one_trace_across_three_processes(&sqs());
+}
+
+/// Places one order through the three binaries, orders and notifications talking over `bus`,
+/// and checks the trace the receiver got and the logs joined to it.
+fn one_order_is_one_trace_across_three_processes(bus: &[(&'static str, String)]) {
     let receiver = Receiver::start();
     let dir = TempDir::new("trace-processes");
-    let amqp = std::env::var("WHARF_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let queue = format!("trace-test-{}", uuid::Uuid::new_v4().simple());
     let otel = ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.clone());
-    let bus = [("BUS", "rabbitmq".to_owned()), ("AMQP_URL", amqp), ("BUS_QUEUE", queue)];
 
     let products = Service::start("products", &dir, &[otel.clone(), ("SEED_DEMO_DATA", "false".into())]);
     let mut vars = vec![otel.clone(), ("SEND_DELAY_EMAIL_MS", "0".to_owned())];
@@ -230,7 +267,7 @@ fn one_order_is_one_trace_across_three_processes_over_rabbitmq() {
     }
     let orders_log = orders.stop();
     let notifications_log = notifications.stop();
-    let _ = products.stop();
+    let products_log = products.stop();
 
     let spans = receiver.spans();
     let by_id: HashMap<&str, &Received> = spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
@@ -286,6 +323,13 @@ fn one_order_is_one_trace_across_three_processes_over_rabbitmq() {
     for line in &sent_lines {
         assert_eq!(line["traceId"], trace.as_str(), "notifications line without the trace id: {line}");
         assert_eq!(line["service"], "notifications", "{line}");
+    }
+    // Every line, inside a request or a handler or not, names its service the same way.
+    for (log, service) in [(&products_log, "products"), (&orders_log, "orders"), (&notifications_log, "notifications")]
+    {
+        for line in log {
+            assert_eq!(line["service"], service, "{line}");
+        }
     }
     // Probes are not logged at info.
     assert!(

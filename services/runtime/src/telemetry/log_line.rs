@@ -3,6 +3,8 @@
 //! event's own fields.
 //!
 //! `service` and `correlationId` come from the nearest spans that carry them ([`SpanTags`]);
+//! `service` otherwise from the event's own `service` field, and last from the process (its
+//! short name, `wharf` for `wharf up`), so every line of one service says the same name;
 //! `traceId` and `spanId` from the current OpenTelemetry span, so they are the ids a trace
 //! backend shows for the same request (present only while traces are exported: without an
 //! OpenTelemetry layer there is no trace to point at).
@@ -22,16 +24,18 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::span_tags::SpanTags;
 
-/// Formats events as JSON lines; `service` is what lines outside any tagged span say.
+/// Formats events as JSON lines; `service` is what lines outside any tagged span say when the
+/// event does not name its service either.
 #[derive(Debug, Clone)]
 pub(crate) struct JsonLine {
     pub(crate) service: String,
 }
 
-/// The event's fields; `message` is kept apart.
+/// The event's fields; `message` and `service` are kept apart.
 #[derive(Default)]
 struct Fields {
     message: Option<String>,
+    service: Option<String>,
     rest: Map<String, Value>,
 }
 
@@ -69,6 +73,7 @@ impl Fields {
     fn put(&mut self, field: &Field, value: Value) {
         match field.name() {
             "message" => self.message = value.as_str().map(str::to_owned).or_else(|| Some(value.to_string())),
+            "service" => self.service = value.as_str().map(str::to_owned).or_else(|| Some(value.to_string())),
             // `log` crate records arrive with these; the line has its own.
             name if name.starts_with("log.") => {}
             name => {
@@ -107,7 +112,8 @@ where
         let now = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
         line.insert("timestamp".into(), Value::from(now));
         line.insert("level".into(), Value::from(event.metadata().level().as_str()));
-        line.insert("service".into(), Value::from(tags.service.unwrap_or_else(|| self.service.clone())));
+        let service = tags.service.or(fields.service).unwrap_or_else(|| self.service.clone());
+        line.insert("service".into(), Value::from(service));
         line.insert("target".into(), Value::from(event.metadata().target()));
         line.insert("message".into(), Value::from(fields.message.unwrap_or_default()));
         if let Some(correlation_id) = tags.correlation_id {
