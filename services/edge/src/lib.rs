@@ -23,6 +23,7 @@
 pub mod auth;
 pub mod body;
 pub mod chaos;
+mod connection;
 pub mod docs;
 pub mod exposition;
 pub mod health;
