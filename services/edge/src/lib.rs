@@ -27,6 +27,7 @@ mod connection;
 pub mod docs;
 pub mod exposition;
 pub mod health;
+pub mod integer;
 pub mod metrics;
 pub mod paging;
 pub mod problem;

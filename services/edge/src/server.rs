@@ -204,9 +204,10 @@ impl Edge {
         self
     }
 
-    /// The service's OpenAPI document; the shared endpoints are merged in.
+    /// The service's OpenAPI document; the shared endpoints are merged in, and its `security`
+    /// kept only when the edge authenticates.
     pub fn openapi(mut self, doc: OpenApiDoc) -> Self {
-        self.doc = docs::merged(doc);
+        self.doc = docs::merged(doc, matches!(self.config.auth, AuthSettings::Jwt(_)));
         self
     }
 

@@ -81,8 +81,7 @@ fn unprocessable(slug: &str, title: &str, detail: String) -> Problem {
 
 /// List orders, in ascending id order.
 #[utoipa::path(get, path = "/api/orders", security(("bearer" = [])), tag = "orders",
-    params(("limit" = Option<i64>, Query, description = "1–1000, default 100"),
-           ("offset" = Option<i64>, Query, description = "≥ 0, default 0")),
+    params(Page),
     responses((status = 200, body = [Order]), (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn list(query: Vec<(String, String)>, api: OrdersApi) -> Result<Response, Infallible> {
     answer(

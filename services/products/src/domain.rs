@@ -186,9 +186,9 @@ impl NewProduct {
         };
         let stock = match object.get("stock") {
             None | Some(Value::Null) => Err("is required".to_owned()),
-            Some(Value::Number(n)) => match n.as_i64() {
+            Some(Value::Number(n)) => match wharf_edge::integer::whole(n) {
                 Some(units) => Stock::parse(units),
-                None if n.as_u64().is_some() => Err(format!("must be at most {}", i32::MAX)),
+                None if n.is_u64() => Err(format!("must be at most {}", i32::MAX)),
                 None => Err("must be a whole number".to_owned()),
             },
             Some(_) => Err("must be a whole number".to_owned()),
