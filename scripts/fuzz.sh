@@ -34,7 +34,9 @@ for name in products notifications orders; do start "$name"; done
 failed=""
 for name in products orders notifications; do
   report="$work/$name.txt"
-  if "$venv/st" --config-file scripts/fuzz.toml run "$(url "$name")/openapi.json" \
+  settings=() # a service's own schemathesis settings, if it has any
+  [ -f "scripts/fuzz/$name.toml" ] && settings=(--config-file "scripts/fuzz/$name.toml")
+  if "$venv/st" "${settings[@]}" run "$(url "$name")/openapi.json" \
     --checks all \
     --header "Authorization: Bearer $cognito_admin_token" \
     --phases examples,coverage,fuzzing,stateful \

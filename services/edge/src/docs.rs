@@ -117,7 +117,9 @@ pub fn merged(mut service: OpenApiDoc, authenticates: bool) -> OpenApiDoc {
 
 /// `GET /openapi.json`, `GET /swagger` (redirects to `/swagger/`) and `GET /swagger/{file}`.
 pub(crate) fn routes(doc: OpenApiDoc) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let json: Arc<[u8]> = serde_json::to_vec(&doc).unwrap_or_default().into();
+    let mut served = serde_json::to_value(&doc).unwrap_or_default();
+    crate::text_rules::state(&mut served);
+    let json: Arc<[u8]> = serde_json::to_vec(&served).unwrap_or_default().into();
     let openapi = warp::path!("openapi.json").and(warp::get()).and(route("/openapi.json")).map(move || {
         let mut response = Response::new(json.to_vec().into());
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

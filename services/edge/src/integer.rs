@@ -36,6 +36,13 @@ mod tests {
     }
 
     #[test]
+    fn a_body_keeps_the_integer_the_client_wrote() {
+        // Without correctly rounded parsing this arrives as 3895520399053462.5.
+        let body = crate::strict_json::parse(br#"{"id": 3895520399053462.0}"#).unwrap();
+        assert_eq!(body["id"].as_number().and_then(whole), Some(3_895_520_399_053_462));
+    }
+
+    #[test]
     fn fractions_and_what_is_out_of_range_are_not() {
         for text in ["2.5", "1e-3", "9223372036854775808", "1e19", "9007199254740994.0", "-1e300"] {
             assert_eq!(whole(&number(text)), None, "{text}");

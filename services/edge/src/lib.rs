@@ -39,6 +39,7 @@ pub mod route_table;
 pub mod security;
 pub mod server;
 pub mod strict_json;
+mod text_rules;
 pub mod trace;
 
 pub use body::json_body;

@@ -228,7 +228,7 @@ pub struct OrderInput {
     product_id: i64,
     #[schema(example = 2, minimum = 1, maximum = 10000)]
     quantity: i32,
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email)]
     customer_email: String,
 }
 

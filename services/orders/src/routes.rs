@@ -104,7 +104,8 @@ async fn get(id: String, api: OrdersApi) -> Result<Response, Infallible> {
 
 /// Place an order; OrderPlaced is published through the outbox.
 #[utoipa::path(post, path = "/api/orders", security(("bearer" = [])), tag = "orders", request_body = OrderInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the original order, no second event; same key, other body: 422")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
+             description = "1–255 printable ASCII characters. Same key and body: the original order, no second event; same key, other body: 422")),
     responses((status = 201, body = Order, headers(("Location" = String), ("X-Product-Source" = String, description = "present when validated against the fallback cache"))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json", description = "unknown product, not enough stock, or an idempotency key reused with another body"),

@@ -260,7 +260,7 @@ pub struct ProductInput {
     #[schema(example = "Espresso cup", min_length = 1, max_length = 200)]
     name: String,
     /// ≥ 0 with at most two decimals.
-    #[schema(example = 12.5, minimum = 0, multiple_of = 0.01)]
+    #[schema(example = 12.5, minimum = 0, maximum = 999_999_999.99, multiple_of = 0.01)]
     price: f64,
     /// At most 2000 characters.
     #[schema(max_length = 2000)]
