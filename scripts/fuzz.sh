@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The fuzz tier: schemathesis against each service's own /openapi.json, with the real binaries
-# over PostgreSQL (where a stray NUL used to be a 500), every check on (server errors, response
-# schema, status codes, content types, headers), the stateful phase included, within a bounded
-# budget. Any finding fails the run. The services start through scripts/lib/platform.sh, which finds
-# or starts PostgreSQL (scripts/dev-services.sh).
+# over PostgreSQL (where a stray NUL used to be a 500) and AUTH_MODE=jwt against a Cognito pool on
+# moto, as deployed: every check on (server errors, response schema, status codes, content types,
+# headers, auth ignored), the stateful phase included, within a bounded budget, with an admin's
+# token. Any finding fails the run. The services start through scripts/lib/platform.sh, which finds
+# or starts PostgreSQL and moto (scripts/dev-services.sh); either unreachable fails the run.
 #
-#   scripts/fuzz.sh    # FUZZ_MAX_EXAMPLES (default 50) per operation and phase, FUZZ_MAX_SECS (120) per service
+#   scripts/fuzz.sh    # FUZZ_MAX_EXAMPLES (default 50) per operation and phase, FUZZ_MAX_SECS (60) per service
 #
 # Prints one line per service with the number of test cases schemathesis ran.
 set -euo pipefail
@@ -14,24 +15,30 @@ cd "$(git rev-parse --show-toplevel)"
 source scripts/lib/venv.sh
 # shellcheck source=scripts/lib/platform.sh
 source scripts/lib/platform.sh
+# shellcheck source=scripts/lib/cognito.sh
+source scripts/lib/cognito.sh
 
 max_examples="${FUZZ_MAX_EXAMPLES:-50}"
-max_secs="${FUZZ_MAX_SECS:-120}"
+max_secs="${FUZZ_MAX_SECS:-60}"
 venv=$(wharf_venv schemathesis-4.32 3.12 "schemathesis==4.32.5")
 # A fresh database per service and run: findings must not depend on what an earlier run left.
 platform_init wharf_fuzz
+cognito_pool
 url() { platform_url "$1"; }
 start() { # name: the documented API only (no chaos, no admin), the memory bus, a demo catalogue
   platform_start "$1" BUS=memory CHAOS_ENABLED=false ADMIN_ENABLED=false RUST_LOG=warn \
-    SEND_DELAY_EMAIL_MS=0 SEND_DELAY_SMS_MS=0 SEED_DEMO_DATA=true
+    SEND_DELAY_EMAIL_MS=0 SEND_DELAY_SMS_MS=0 SEED_DEMO_DATA=true "${cognito_auth_env[@]}"
 }
 for name in products notifications orders; do start "$name"; done
 
 failed=""
 for name in products orders notifications; do
   report="$work/$name.txt"
-  if "$venv/st" run "$(url "$name")/openapi.json" \
+  settings=() # a service's own schemathesis settings, if it has any
+  [ -f "scripts/fuzz/$name.toml" ] && settings=(--config-file "scripts/fuzz/$name.toml")
+  if "$venv/st" "${settings[@]}" run "$(url "$name")/openapi.json" \
     --checks all \
+    --header "Authorization: Bearer $cognito_admin_token" \
     --phases examples,coverage,fuzzing,stateful \
     --max-examples "$max_examples" \
     --max-time "$max_secs" \

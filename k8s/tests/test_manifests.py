@@ -172,6 +172,23 @@ def test_ingress_routes(overlay):
                             notes["alb.ingress.kubernetes.io/certificate-arn"])
         assert re.fullmatch(r"arn:aws:wafv2:[a-z0-9-]+:\d{12}:regional/webacl/[\w-]+/[0-9a-f-]+",
                             notes["alb.ingress.kubernetes.io/wafv2-acl-arn"])
+        attributes = dict(pair.split("=", 1) for pair in notes["alb.ingress.kubernetes.io/load-balancer-attributes"].split(","))
+        assert int(attributes["idle_timeout.timeout_seconds"]) == NAMES["ingress"]["alb_idle_timeout_secs"]
+
+
+def rust_default_idle_timeout_secs():
+    source = (K8S.parent / "services" / "edge" / "src" / "server.rs").read_text()
+    match = re.search(r"pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = (\d+);", source)
+    assert match, "services/edge/src/server.rs no longer declares DEFAULT_IDLE_TIMEOUT_SECS"
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("overlay", EKS)
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_the_alb_closes_idle_connections_before_the_services(overlay, service):
+    # A target that closes an idle keep-alive connection before the ALB does gets 502s.
+    idle = int(config_env(render(overlay), service).get("HTTP_IDLE_TIMEOUT_SECS", rust_default_idle_timeout_secs()))
+    assert idle > NAMES["ingress"]["alb_idle_timeout_secs"], f"{service}: HTTP_IDLE_TIMEOUT_SECS {idle}"
 
 
 @pytest.mark.parametrize("overlay", EKS)

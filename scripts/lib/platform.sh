@@ -36,7 +36,9 @@ platform_init() { # database-prefix
   # shellcheck source=scripts/lib/binaries.sh
   source scripts/lib/binaries.sh
   bin="$(wharf_binaries)"
-  eval "$(scripts/dev-services.sh up)"
+  local services
+  services=$(scripts/dev-services.sh up) || platform_die "PostgreSQL, RabbitMQ or moto unreachable (scripts/dev-services.sh up)"
+  eval "$services"
   work=$(mktemp -d)
   trap platform_cleanup EXIT
   pg_base="${WHARF_TEST_POSTGRES_URL%/*}"

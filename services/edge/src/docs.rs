@@ -27,17 +27,20 @@ use crate::request::route;
 )]
 struct EdgeDoc;
 
-/// The service's document with the shared endpoints and schemas added, the bearer scheme
-/// declared, 401/403 answers on every operation whose `security` asks for a token, and 429 on
-/// every `/api/*` operation, and the statuses the edge gives before a handler runs (400 for a bad
-/// path id; 400, 408, 413 and 415 for a body).
-pub fn merged(mut service: OpenApiDoc) -> OpenApiDoc {
+/// The service's document with the shared endpoints and schemas added, 429 on every `/api/*`
+/// operation, and the statuses the edge gives before a handler runs (400 for a bad path id; 400,
+/// 408, 413 and 415 for a body). When the edge `authenticates` (`AUTH_MODE=jwt`) it declares the
+/// bearer scheme and 401/403 on every operation whose `security` asks for a token; otherwise no
+/// operation asks for one, as none needs one.
+pub fn merged(mut service: OpenApiDoc, authenticates: bool) -> OpenApiDoc {
     service.merge(EdgeDoc::openapi());
-    let components = service.components.get_or_insert_with(Default::default);
-    components.add_security_scheme(
-        crate::auth::BEARER_SCHEME,
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-    );
+    if authenticates {
+        let components = service.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            crate::auth::BEARER_SCHEME,
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
     for (path, item) in service.paths.paths.iter_mut() {
         // Rate limits (when on) apply to every `/api/*` operation.
         let limited = path.starts_with("/api/");
@@ -52,6 +55,9 @@ pub fn merged(mut service: OpenApiDoc) -> OpenApiDoc {
         ];
         let has_path_id = path.contains('{');
         for operation in operations.into_iter().flatten() {
+            if !authenticates {
+                operation.security = None;
+            }
             // What the edge itself answers before a handler runs: a bad id (any `{…}` segment is
             // parsed as one), and for a body its syntax, time, size and media type.
             let mut edge_answers = Vec::new();
@@ -111,7 +117,9 @@ pub fn merged(mut service: OpenApiDoc) -> OpenApiDoc {
 
 /// `GET /openapi.json`, `GET /swagger` (redirects to `/swagger/`) and `GET /swagger/{file}`.
 pub(crate) fn routes(doc: OpenApiDoc) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    let json: Arc<[u8]> = serde_json::to_vec(&doc).unwrap_or_default().into();
+    let mut served = serde_json::to_value(&doc).unwrap_or_default();
+    crate::text_rules::state(&mut served);
+    let json: Arc<[u8]> = serde_json::to_vec(&served).unwrap_or_default().into();
     let openapi = warp::path!("openapi.json").and(warp::get()).and(route("/openapi.json")).map(move || {
         let mut response = Response::new(json.to_vec().into());
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -23,9 +23,11 @@
 pub mod auth;
 pub mod body;
 pub mod chaos;
+mod connection;
 pub mod docs;
 pub mod exposition;
 pub mod health;
+pub mod integer;
 pub mod metrics;
 pub mod paging;
 pub mod problem;
@@ -37,6 +39,7 @@ pub mod route_table;
 pub mod security;
 pub mod server;
 pub mod strict_json;
+mod text_rules;
 pub mod trace;
 
 pub use body::json_body;

@@ -7,11 +7,16 @@ pub const MAX_LIMIT: i64 = 1000;
 /// The page size when a client does not say.
 pub const DEFAULT_LIMIT: i64 = 100;
 
-/// A validated page request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A validated page request; as `params(Page)`, the query parameters every list operation
+/// documents, with the bounds [`Page::from_query`] enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    /// Items per page, 1–1000 (default 100).
+    #[param(required = false, minimum = 1, maximum = 1000, default = 100)]
     pub limit: i64,
-    /// Items to skip, ≥ 0.
+    /// Items to skip, ≥ 0 (default 0).
+    #[param(required = false, minimum = 0, default = 0)]
     pub offset: i64,
 }
 
@@ -59,5 +64,22 @@ mod tests {
             assert_eq!(problem.status, 400);
             assert!(problem.errors.unwrap().contains_key(k));
         }
+    }
+
+    #[test]
+    fn the_documented_bounds_are_the_enforced_ones() {
+        use utoipa::IntoParams;
+        let params = serde_json::to_value(Page::into_params(|| None)).unwrap();
+        let schema = |name: &str| {
+            let param = params.as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+            assert_eq!(param["in"], "query");
+            assert_eq!(param["required"], false, "{param}");
+            param["schema"].clone()
+        };
+        let limit = schema("limit");
+        assert_eq!((limit["minimum"].as_i64(), limit["maximum"].as_i64()), (Some(1), Some(MAX_LIMIT)), "{limit}");
+        assert_eq!(limit["default"].as_i64(), Some(DEFAULT_LIMIT));
+        assert_eq!(schema("offset")["minimum"].as_i64(), Some(0));
+        assert_eq!(limit["type"], "integer");
     }
 }

@@ -15,12 +15,12 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Method, Request, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::registry::Registry;
@@ -34,6 +34,7 @@ use warp::{Filter, Rejection};
 use wharf_actors::{Liveness, SupervisorHandle};
 
 use crate::auth::{AuthSettings, Gate, KeySetError};
+use crate::connection::{Activity, Watched};
 use crate::health::Check;
 use crate::metrics::HttpMetrics;
 use crate::problem::Problem;
@@ -72,16 +73,20 @@ pub struct EdgeConfig {
     pub rate_limit: RateLimitSettings,
 }
 
+/// `HTTP_IDLE_TIMEOUT_SECS` by default: above the ALB's idle timeout (`docs/deployment.toml`,
+/// `[ingress] alb_idle_timeout_secs`), so the ALB never reuses a connection the service closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 75;
+
 /// Bounds on what a slow, idle or greedy client can hold.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// A request's headers must arrive within this. On HTTP/1.1 hyper starts this clock as soon
-    /// as a connection waits for its next request, so it also bounds a keep-alive pause.
+    /// A request's headers must all arrive within this of its first byte (slow-loris guard).
     pub header_timeout: Duration,
     /// A request's body must arrive within this once its handler reads it (408 and a close).
     pub body_timeout: Duration,
-    /// A connection with no request in flight for this long is closed, whatever its protocol
-    /// (also one that never sends a byte: hyper's protocol detection would wait forever).
+    /// A connection with no request in flight and none begun for this long is closed, whatever
+    /// its protocol (also one that never sends a byte: hyper's protocol detection would wait
+    /// forever). Longer than the load balancer's idle timeout, so that it closes first.
     pub idle_timeout: Duration,
     /// Connections served at once; more wait in the listen backlog until one closes.
     pub max_connections: usize,
@@ -92,7 +97,7 @@ impl Default for ConnectionLimits {
         Self {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(75),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
             max_connections: 1024,
         }
     }
@@ -199,9 +204,10 @@ impl Edge {
         self
     }
 
-    /// The service's OpenAPI document; the shared endpoints are merged in.
+    /// The service's OpenAPI document; the shared endpoints are merged in, and its `security`
+    /// kept only when the edge authenticates.
     pub fn openapi(mut self, doc: OpenApiDoc) -> Self {
-        self.doc = docs::merged(doc);
+        self.doc = docs::merged(doc, matches!(self.config.auth, AuthSettings::Jwt(_)));
         self
     }
 
@@ -367,13 +373,14 @@ async fn accept_loop<S>(
                 (Ok(permit), Ok((stream, peer))) => {
                     let _ = stream.set_nodelay(true);
                     let mut builder = auto::Builder::new(TokioExecutor::new());
-                    // Slow-loris guard: a client must finish its headers in time.
-                    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+                    // The header and idle clocks are the connection's `Activity`: hyper's own
+                    // header timeout would also cut idle keep-alive connections.
+                    builder.http1().header_read_timeout(None);
                     let activity = Arc::new(Activity::new());
                     let service = EdgeService { activity: activity.clone(), peer: Some(peer.ip()), ..service.clone() };
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                    let io = TokioIo::new(Watched::new(stream, activity.clone()));
+                    let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
                     let connection = graceful.watch(connection);
-                    let idle_timeout = limits.idle_timeout;
                     connections.spawn(async move {
                         let _permit = permit;
                         tokio::select! {
@@ -381,7 +388,9 @@ async fn accept_loop<S>(
                                 tracing::debug!(error = %err, "connection ended with an error");
                             },
                             // Dropping the connection closes the socket.
-                            () = activity.idle_expired(idle_timeout) => tracing::debug!("idle connection closed"),
+                            expiry = activity.expired(limits.idle_timeout, limits.header_timeout) => {
+                                tracing::debug!(?expiry, "connection closed");
+                            }
                         }
                     });
                 }
@@ -436,47 +445,6 @@ impl<S: Clone> Clone for EdgeService<S> {
             state: self.state.clone(),
             activity: self.activity.clone(),
             peer: self.peer,
-        }
-    }
-}
-
-/// Whether a connection is doing anything: requests in flight, and since when it has had none.
-#[derive(Debug)]
-struct Activity {
-    opened: Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds after `opened` when the last request finished.
-    idle_since_ms: std::sync::atomic::AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self { opened: Instant::now(), in_flight: AtomicUsize::new(0), idle_since_ms: Default::default() }
-    }
-
-    fn begin(&self) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-    }
-
-    fn end(&self) {
-        let elapsed = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.idle_since_ms.store(elapsed, Ordering::Release);
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Resolves once the connection has had no request in flight for `idle`.
-    async fn idle_expired(&self, idle: Duration) {
-        loop {
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                tokio::time::sleep(idle).await;
-                continue;
-            }
-            let since = self.opened + Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
-            let deadline = since + idle;
-            if Instant::now() >= deadline && self.in_flight.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            tokio::time::sleep_until(deadline.into()).await;
         }
     }
 }

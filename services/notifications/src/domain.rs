@@ -211,19 +211,29 @@ pub struct Notification {
     pub order_id: Option<i64>,
 }
 
-/// The send body, for the OpenAPI document.
+/// The send body, for the OpenAPI document: the recipient's form follows the type.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
-pub struct SendInput {
-    /// `Email` or `Sms`.
-    #[schema(rename = "type")]
-    kind: Channel,
-    /// An email address for `Email`, an E.164 number for `Sms`.
-    #[schema(example = "ada@example.com")]
-    recipient: String,
-    /// 1–1000 characters.
-    #[schema(example = "Your order has shipped.")]
-    message: String,
+#[serde(tag = "type")]
+pub enum SendInput {
+    Email {
+        #[schema(example = "ada@example.com", format = Email)]
+        recipient: String,
+        /// 1–1000 characters after trimming.
+        #[schema(example = "Your order has shipped.", min_length = 1, max_length = 1000)]
+        message: String,
+    },
+    Sms {
+        /// E.164 (`+`, then 8–15 digits not starting with 0); spaces, dashes, dots and parentheses are removed.
+        #[schema(
+            example = "+442079460958",
+            pattern = "^[ \\t\\n\\r]*[ ().-]*\\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}[ ().-]*[ \\t\\n\\r]*$"
+        )]
+        recipient: String,
+        /// 1–1000 characters after trimming.
+        #[schema(example = "Your order has shipped.", min_length = 1, max_length = 1000)]
+        message: String,
+    },
 }
 
 #[cfg(test)]

@@ -41,8 +41,7 @@ pub struct NotificationsApi {
 #[utoipa::path(get, path = "/api/notifications", security(("bearer" = ["admin"])), tag = "notifications",
     params(("recipient" = Option<String>, Query, description = "exact recipient (emails: domain lower-cased; numbers: E.164)"),
            ("status" = Option<DeliveryStatus>, Query, description = "Pending, Sent or Failed"),
-           ("limit" = Option<i64>, Query, description = "1–1000, default 100"),
-           ("offset" = Option<i64>, Query, description = "≥ 0, default 0")),
+           Page),
     responses((status = 200, body = [Notification]), (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn list(query: Vec<(String, String)>, api: NotificationsApi) -> Result<Response, Infallible> {
     answer(

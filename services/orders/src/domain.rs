@@ -187,7 +187,9 @@ pub fn parse_status_change(body: &Value) -> Result<OrderStatus, Problem> {
 fn whole_number(value: Option<&Value>) -> Result<i64, String> {
     match value {
         None | Some(Value::Null) => Err("is required".to_owned()),
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| "must be a whole number in range".to_owned()),
+        Some(Value::Number(n)) => {
+            wharf_edge::integer::whole(n).ok_or_else(|| "must be a whole number in range".to_owned())
+        }
         Some(_) => Err("must be a whole number".to_owned()),
     }
 }
@@ -226,7 +228,7 @@ pub struct OrderInput {
     product_id: i64,
     #[schema(example = 2, minimum = 1, maximum = 10000)]
     quantity: i32,
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email)]
     customer_email: String,
 }
 

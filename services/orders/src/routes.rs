@@ -81,8 +81,7 @@ fn unprocessable(slug: &str, title: &str, detail: String) -> Problem {
 
 /// List orders, in ascending id order.
 #[utoipa::path(get, path = "/api/orders", security(("bearer" = [])), tag = "orders",
-    params(("limit" = Option<i64>, Query, description = "1–1000, default 100"),
-           ("offset" = Option<i64>, Query, description = "≥ 0, default 0")),
+    params(Page),
     responses((status = 200, body = [Order]), (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn list(query: Vec<(String, String)>, api: OrdersApi) -> Result<Response, Infallible> {
     answer(
@@ -105,7 +104,8 @@ async fn get(id: String, api: OrdersApi) -> Result<Response, Infallible> {
 
 /// Place an order; OrderPlaced is published through the outbox.
 #[utoipa::path(post, path = "/api/orders", security(("bearer" = [])), tag = "orders", request_body = OrderInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the original order, no second event; same key, other body: 422")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]([ -~]{0,253}[!-~])?$",
+             description = "1–255 printable ASCII characters. Same key and body: the original order, no second event; same key, other body: 422")),
     responses((status = 201, body = Order, headers(("Location" = String), ("X-Product-Source" = String, description = "present when validated against the fallback cache"))),
               (status = 400, body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json", description = "unknown product, not enough stock, or an idempotency key reused with another body"),

@@ -186,9 +186,9 @@ impl NewProduct {
         };
         let stock = match object.get("stock") {
             None | Some(Value::Null) => Err("is required".to_owned()),
-            Some(Value::Number(n)) => match n.as_i64() {
+            Some(Value::Number(n)) => match wharf_edge::integer::whole(n) {
                 Some(units) => Stock::parse(units),
-                None if n.as_u64().is_some() => Err(format!("must be at most {}", i32::MAX)),
+                None if n.is_u64() => Err(format!("must be at most {}", i32::MAX)),
                 None => Err("must be a whole number".to_owned()),
             },
             Some(_) => Err("must be a whole number".to_owned()),
@@ -260,7 +260,7 @@ pub struct ProductInput {
     #[schema(example = "Espresso cup", min_length = 1, max_length = 200)]
     name: String,
     /// ≥ 0 with at most two decimals.
-    #[schema(example = 12.5, minimum = 0, multiple_of = 0.01)]
+    #[schema(example = 12.5, minimum = 0, maximum = 999_999_999.99, multiple_of = 0.01)]
     price: f64,
     /// At most 2000 characters.
     #[schema(max_length = 2000)]

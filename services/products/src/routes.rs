@@ -30,8 +30,7 @@ pub struct ApiDoc;
 
 /// List products, in ascending id order.
 #[utoipa::path(get, path = "/api/products", tag = "products",
-    params(("limit" = Option<i64>, Query, description = "1–1000, default 100"),
-           ("offset" = Option<i64>, Query, description = "≥ 0, default 0")),
+    params(Page),
     responses((status = 200, body = [Product]), (status = 400, body = Problem, content_type = "application/problem+json")))]
 async fn list(query: Vec<(String, String)>, catalogue: Catalogue) -> Result<Response, Infallible> {
     answer(

@@ -175,7 +175,8 @@ async fn start_up_fails_when_the_jwks_cannot_be_fetched() {
 
 #[tokio::test]
 async fn openapi_declares_the_bearer_scheme_and_401_403() {
-    let server = TestServer::start().await;
+    let issuer = TestIssuer::start(Some("k1")).await;
+    let server = with_issuer(&issuer).await;
     let doc: Value = server.get("/openapi.json").await.json().await.unwrap();
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"],
@@ -192,6 +193,23 @@ async fn openapi_declares_the_bearer_scheme_and_401_403() {
     assert!(doc["paths"]["/api/products/{id}"]["delete"]["responses"]["400"].is_object(), "a bad id is documented");
     let list = &doc["paths"]["/api/products"]["get"];
     assert!(list.get("security").is_none() && list["responses"].get("401").is_none(), "{list}");
+    server.stop().await;
+}
+
+// A document describes the service that serves it: without authentication nothing needs a token.
+#[tokio::test]
+async fn without_auth_openapi_declares_no_security() {
+    let server = TestServer::start().await;
+    let doc: Value = server.get("/openapi.json").await.json().await.unwrap();
+    assert!(doc["components"].get("securitySchemes").is_none(), "{}", doc["components"]);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(operation.get("security").is_none(), "{method} {path} declares security");
+            for status in ["401", "403"] {
+                assert!(operation["responses"].get(status).is_none(), "{method} {path} documents {status}");
+            }
+        }
+    }
     server.stop().await;
 }
 

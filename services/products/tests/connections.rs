@@ -42,13 +42,73 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn a_keep_alive_connection_is_closed_once_idle() {
-    let server = TestServer::start_with(&[("HTTP_IDLE_TIMEOUT_SECS", "1")]).await;
+    let server = TestServer::start_with(&[("HTTP_IDLE_TIMEOUT_SECS", "1"), ("HTTP_HEADER_TIMEOUT_SECS", "30")]).await;
     let mut stream = connect(&server).await;
     stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let (response, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     let closed = closed.expect("the idle keep-alive connection is closed");
     assert!(closed < Duration::from_secs(3), "closed after {closed:?}");
+    server.stop().await;
+}
+
+/// Reads one response that has a `Content-Length`, without waiting for a close.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .expect("a Content-Length");
+            if seen.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "closed mid-response: {text}");
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+// The ALB reuses a backend connection for up to its idle timeout (60 s), so an idle keep-alive
+// connection must outlive the header timeout: only the idle timeout closes it.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_timeout() {
+    let server = TestServer::start_with(&[("HTTP_HEADER_TIMEOUT_SECS", "1"), ("HTTP_IDLE_TIMEOUT_SECS", "4")]).await;
+    let mut stream = connect(&server).await;
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+
+    // Idle for twice the header timeout, then reused: still open, still served.
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(2500), stream.read(&mut buf)).await;
+    assert!(early.is_err(), "closed after a keep-alive pause shorter than the idle timeout: {early:?}");
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let closed = closed.expect("closed once idle");
+    assert!(closed >= Duration::from_millis(3500) && closed < Duration::from_secs(6), "closed after {closed:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_begun_on_a_kept_alive_connection_must_finish_its_headers_in_time() {
+    let server = TestServer::start_with(&[("HTTP_HEADER_TIMEOUT_SECS", "1"), ("HTTP_IDLE_TIMEOUT_SECS", "30")]).await;
+    let mut stream = connect(&server).await;
+    stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    stream.write_all(b"GET /health/live HTTP/1.1\r\n").await.unwrap();
+    let (rest, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(rest.is_empty(), "no answer to unfinished headers: {rest}");
+    let closed = closed.expect("the unfinished request is cut");
+    assert!(closed >= Duration::from_millis(900) && closed < Duration::from_secs(3), "cut after {closed:?}");
     server.stop().await;
 }
 
