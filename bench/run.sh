@@ -6,6 +6,9 @@
 #                           bench/results/latest.json (WHARF_BENCH_OUT overrides)
 #   bench/run.sh --short    debug binaries, 2 s per figure: CI's smoke (it must complete; the
 #                           figures mean nothing and no threshold is applied)
+#   WHARF_BENCH_BIN=DIR bench/run.sh
+#                           the release figures of the binaries in DIR, without building: two
+#                           builds compared back to back (copy each build's binaries aside first)
 #
 # Figures (the P-numbers of docs/performance.md):
 #   P1 GET /api/products/{id} and GET /api/products (100 items), products on SQLite — ceiling: a
@@ -36,20 +39,34 @@ if [ -n "$short" ]; then
   build=debug
 else
   duration=10 connections=64 rate=1000 burst=10000
-  export CARGO_TARGET_DIR="${WHARF_RELEASE_TARGET_DIR:-$HOME/.cache/wharf/target-release}"
-  cargo build --release --workspace --bins --quiet
-  bin="$CARGO_TARGET_DIR/release"
+  if [ -n "${WHARF_BENCH_BIN:-}" ]; then
+    bin=$(cd "$WHARF_BENCH_BIN" && pwd)
+  else
+    export CARGO_TARGET_DIR="${WHARF_RELEASE_TARGET_DIR:-$HOME/.cache/wharf/target-release}"
+    cargo build --release --workspace --bins --quiet
+    bin="$CARGO_TARGET_DIR/release"
+  fi
   build=release
 fi
 eval "$(scripts/dev-services.sh up)"
 pg_bin=$(dirname "$(command -v pgbench)")
 
 work=$(mktemp -d)
+# Databases and queues of this run only: CI and other runs may bench on the same servers at once.
+run_id="$$"
+queue="wharf-bench-$run_id-orders"
 declare -A pid=()
 cleanup() {
   local name
   for name in "${!pid[@]}"; do kill -TERM "${pid[$name]}" 2>/dev/null || true; done
   for name in "${!pid[@]}"; do wait "${pid[$name]}" 2>/dev/null || true; done
+  for name in products orders notifications; do
+    [ -n "${WHARF_TEST_POSTGRES_URL:-}" ] || break
+    psql "$WHARF_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS wharf_bench_${run_id}_$name WITH (FORCE)" >/dev/null 2>&1 || true
+  done
+  if command -v rabbitmqctl >/dev/null; then
+    for name in "$queue" "$queue-dlq"; do timeout 30 rabbitmqctl -q delete_queue "$name" >/dev/null 2>&1 || true; done
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -113,7 +130,7 @@ PY
 }
 
 for name in products orders notifications; do
-  psql "$WHARF_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS wharf_bench_$name WITH (FORCE)" -c "CREATE DATABASE wharf_bench_$name" >/dev/null
+  psql "$WHARF_TEST_POSTGRES_URL" -qc "CREATE DATABASE wharf_bench_${run_id}_$name" >/dev/null
 done
 pg_base="${WHARF_TEST_POSTGRES_URL%/*}"
 
@@ -139,9 +156,9 @@ record_rss products loaded
 
 # P2: orders on PostgreSQL + RabbitMQ, notifications consuming (send delay 0).
 orders_port=$(free_port) notifications_port=$(free_port)
-bus=(BUS=rabbitmq "AMQP_URL=$WHARF_TEST_AMQP_URL" BUS_QUEUE=wharf-bench-orders)
-start notifications "$notifications_port" "DATABASE_URL=$pg_base/wharf_bench_notifications" "${bus[@]}" SEND_DELAY_EMAIL_MS=0
-start orders "$orders_port" "DATABASE_URL=$pg_base/wharf_bench_orders" "${bus[@]}" "PRODUCTS_URL=http://127.0.0.1:$products_port"
+bus=(BUS=rabbitmq "AMQP_URL=$WHARF_TEST_AMQP_URL" "BUS_QUEUE=$queue")
+start notifications "$notifications_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_notifications" "${bus[@]}" SEND_DELAY_EMAIL_MS=0
+start orders "$orders_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_orders" "${bus[@]}" "PRODUCTS_URL=http://127.0.0.1:$products_port"
 record_rss orders idle
 record_rss notifications idle
 cat >"$work/order.lua" <<'LUA'
@@ -159,8 +176,8 @@ BEGIN;
 INSERT INTO bench_orders (product_id, quantity, customer_email, created_at) VALUES (1, 1, 'bench@example.com', now());
 COMMIT;
 SQL
-psql "$pg_base/wharf_bench_orders" -qc "CREATE TABLE bench_orders (id bigserial PRIMARY KEY, product_id bigint, quantity int, customer_email text, created_at timestamptz)"
-pgbench_tps=$("$pg_bin/pgbench" -n -f "$work/pgbench.sql" -c "$connections" -j 2 -T "$duration" "$pg_base/wharf_bench_orders" 2>/dev/null \
+psql "$pg_base/wharf_bench_${run_id}_orders" -qc "CREATE TABLE bench_orders (id bigserial PRIMARY KEY, product_id bigint, quantity int, customer_email text, created_at timestamptz)"
+pgbench_tps=$("$pg_bin/pgbench" -n -f "$work/pgbench.sql" -c "$connections" -j 2 -T "$duration" "$pg_base/wharf_bench_${run_id}_orders" 2>/dev/null \
   | awk '/^tps/ {print $3; exit}')
 record "{\"figure\":\"P2 POST /api/orders\",\"subject\":\"ceiling (pgbench insert transaction)\",\"rps\":$pgbench_tps}"
 record "{\"figure\":\"P2 POST /api/orders\",\"subject\":\"orders\",$(wrk_run orders "http://127.0.0.1:$orders_port" "$work/order.lua")}"

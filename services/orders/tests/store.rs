@@ -74,7 +74,7 @@ async fn an_order_and_its_event_are_written_together(b: Backend) {
     assert_eq!(row.correlation_id, "corr-1");
     assert!(row.traceparent.is_some());
     assert_eq!(serde_json::from_str::<serde_json::Value>(&row.envelope).unwrap()["orderId"], order.id);
-    b.store.outbox().mark_published(row.id).await.unwrap();
+    b.store.outbox().mark_published(&[row.id]).await.unwrap();
     assert_eq!(b.store.outbox().lag().await.unwrap().pending, 0);
     assert!(b.store.outbox().claim("relay-a", 10, Duration::from_secs(30)).await.unwrap().is_empty());
     b.finish().await;
@@ -160,7 +160,7 @@ async fn claims_are_leased_released_and_expire(b: Backend) {
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
     let second = b.store.outbox().claim("relay-a", 10, Duration::from_millis(100)).await.unwrap();
     assert_eq!(second.len(), 2, "leased rows are not claimed twice");
-    b.store.outbox().release(first[0].id, "bus down").await.unwrap();
+    b.store.outbox().release(&[first[0].id], "bus down").await.unwrap();
     let again = b.store.outbox().claim("relay-a", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(again.iter().map(|r| (r.id, r.attempts)).collect::<Vec<_>>(), [(first[0].id, 2)]);
     tokio::time::sleep(Duration::from_millis(150)).await;
@@ -189,7 +189,7 @@ async fn competing_relays_never_claim_the_same_row(b: Backend) {
                     break mine;
                 }
                 for row in rows {
-                    store.outbox().mark_published(row.id).await.unwrap();
+                    store.outbox().mark_published(&[row.id]).await.unwrap();
                     mine.push(row.id);
                 }
             }

@@ -1,8 +1,8 @@
 //! The OutboxRelay actor: moves OrderPlaced events from the outbox to the bus.
 //!
 //! Supervised by the orders supervisor (`orders/outbox-relay`). Each round it claims a batch of
-//! unpublished rows with a lease, publishes them in id order, and marks each row published only
-//! after the bus confirmed it. It wakes at once when an order commits (the [`OutboxWritten`]
+//! unpublished rows with a lease, publishes them (started in id order, confirms awaited together),
+//! and marks rows published only after the bus confirmed each of them. It wakes at once when an order commits (the [`OutboxWritten`]
 //! signal in its arguments, which the order store raises) and also polls, for rows written by
 //! other replicas or left by a relay that died.
 //!
@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 use wharf_bus::{BackendKind, Bus, BusError, Envelope, Message, QueueName};
@@ -179,26 +180,42 @@ pub enum RelayError {
     Publish(#[source] BusError),
 }
 
-/// Claims and publishes batches until the outbox is drained or a publish fails.
+/// Claims and publishes batches until the outbox is drained or a publish fails. A batch's
+/// publishes are started in id order and their confirms awaited together — the bus pipelines
+/// them, so a batch costs about one confirm round trip, not one per row — and the confirmed rows
+/// are then marked published in one statement.
 async fn relay_rounds(args: &RelayArgs) -> Result<(), RelayError> {
     loop {
         let rows =
             args.outbox.claim(&args.owner, args.config.batch, args.config.lease).await.map_err(RelayError::Claim)?;
         let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) >= args.config.batch;
-        let mut rows = rows.into_iter();
-        while let Some(row) = rows.next() {
-            if let Err(error) = publish(args, &row).await {
-                let reason = error_chain(&error);
-                args.status.failed(&reason);
-                // Give this row and the rest of the batch back now rather than at lease end.
-                for unsent in std::iter::once(row).chain(rows) {
-                    if let Err(err) = args.outbox.release(unsent.id, &reason).await {
-                        tracing::warn!(error = %err, row = unsent.id, "could not release an outbox row; its lease will expire");
-                    }
+        let outcomes = join_all(rows.iter().map(|row| publish(args, row))).await;
+        let mut confirmed = Vec::with_capacity(rows.len());
+        let mut unsent = Vec::new();
+        let mut failure = None;
+        for (row, outcome) in rows.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => confirmed.push(row.id),
+                Err(error) => {
+                    unsent.push(row.id);
+                    failure.get_or_insert(error);
                 }
-                return Err(error);
             }
-            args.status.succeeded();
+        }
+        // Confirmed by the bus: only now are the rows done.
+        if let Err(err) = args.outbox.mark_published(&confirmed).await {
+            // The events are out; the rows will be published again after their lease. Consumers dedupe.
+            tracing::warn!(error = %err, rows = confirmed.len(), "published but not marked; they will be sent again");
+        }
+        args.status.succeeded(confirmed.len());
+        if let Some(error) = failure {
+            let reason = error_chain(&error);
+            args.status.failed(&reason);
+            // Give the rows that were not confirmed back now rather than at lease end.
+            if let Err(err) = args.outbox.release(&unsent, &reason).await {
+                tracing::warn!(error = %err, rows = unsent.len(), "could not release outbox rows; their leases will expire");
+            }
+            return Err(error);
         }
         if !full {
             return Ok(());
@@ -233,11 +250,6 @@ async fn publish_row(args: &RelayArgs, row: &OutboxRow, span: &tracing::Span) ->
         message.metadata.traceparent = Some(traceparent);
     }
     args.bus.publish_message(&args.queue, &message).await.map_err(RelayError::Publish)?;
-    // Confirmed by the bus: only now is the row done.
-    if let Err(err) = args.outbox.mark_published(row.id).await {
-        // The event is out; the row will be published again after its lease. Consumers dedupe.
-        tracing::warn!(error = %err, row = row.id, event_id = %row.event_id, "published but not marked; it will be sent again");
-    }
     tracing::debug!(row = row.id, event_id = %row.event_id, correlation_id = %row.correlation_id, attempt = row.attempts, "event published");
     Ok(())
 }

@@ -57,8 +57,12 @@ impl RelayStatus {
         }
     }
 
-    pub(super) fn succeeded(&self) {
-        self.published.inc();
+    /// `count` events were confirmed by the bus.
+    pub(super) fn succeeded(&self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.published.inc_by(u64::try_from(count).unwrap_or(u64::MAX));
         self.failing_since.store(0, Ordering::Release);
     }
 }

@@ -1,5 +1,5 @@
-//! The outbox table as the relay sees it: claim a batch with a lease, mark a row published once
-//! the bus confirmed it, give rows back, and measure the lag. Rows are written by
+//! The outbox table as the relay sees it: claim a batch with a lease, mark rows published once
+//! the bus confirmed them, give rows back, and measure the lag. Rows are written by
 //! [`OrderStore::create`](crate::store::OrderStore::create), in the order's own transaction.
 
 use std::time::Duration;
@@ -102,18 +102,43 @@ impl Outbox {
         Ok(done)
     }
 
-    /// Marks a row published (after the bus confirmed it).
-    pub async fn mark_published(&self, id: i64) -> Result<(), StoreError> {
-        const SQL: &str = "UPDATE outbox SET published_at = $2, claimed_until = NULL, last_error = NULL WHERE id = $1";
-        on_database!(&self.db, |pool| sqlx::query(SQL).bind(id).bind(now()).execute(pool).await.map(drop))?;
+    /// Marks rows published (after the bus confirmed each of them), in one statement.
+    pub async fn mark_published(&self, ids: &[i64]) -> Result<(), StoreError> {
+        const SQLITE: &str = "UPDATE outbox SET published_at = $2, claimed_until = NULL, last_error = NULL \
+            WHERE id IN (SELECT value FROM json_each($1))";
+        const POSTGRES: &str =
+            "UPDATE outbox SET published_at = $2, claimed_until = NULL, last_error = NULL WHERE id = ANY($1)";
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query(SQLITE).bind(id_list(ids)).bind(now()).execute(pool).await?;
+            }
+            Database::Postgres(pool) => {
+                sqlx::query(POSTGRES).bind(ids).bind(now()).execute(pool).await?;
+            }
+        }
         Ok(())
     }
 
-    /// Gives a claimed row back (publishing failed), recording why, so the next round retries it.
-    pub async fn release(&self, id: i64, error: &str) -> Result<(), StoreError> {
-        const SQL: &str =
-            "UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = $1 AND published_at IS NULL";
-        on_database!(&self.db, |pool| sqlx::query(SQL).bind(id).bind(error).execute(pool).await.map(drop))?;
+    /// Gives claimed rows back (publishing failed), recording why, so the next round retries them.
+    pub async fn release(&self, ids: &[i64], error: &str) -> Result<(), StoreError> {
+        const SQLITE: &str = "UPDATE outbox SET claimed_until = NULL, last_error = $2 \
+            WHERE id IN (SELECT value FROM json_each($1)) AND published_at IS NULL";
+        const POSTGRES: &str =
+            "UPDATE outbox SET claimed_until = NULL, last_error = $2 WHERE id = ANY($1) AND published_at IS NULL";
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query(SQLITE).bind(id_list(ids)).bind(error).execute(pool).await?;
+            }
+            Database::Postgres(pool) => {
+                sqlx::query(POSTGRES).bind(ids).bind(error).execute(pool).await?;
+            }
+        }
         Ok(())
     }
 
@@ -125,4 +150,10 @@ impl Outbox {
         let oldest = oldest.map(|at| Duration::try_from(OffsetDateTime::now_utc() - at).unwrap_or_default());
         Ok(OutboxLag { pending, oldest })
     }
+}
+
+/// Row ids as the JSON array SQLite's `json_each` reads (SQLite has no array parameters).
+fn id_list(ids: &[i64]) -> String {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    format!("[{}]", ids.join(","))
 }
