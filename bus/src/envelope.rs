@@ -1,7 +1,7 @@
 //! The envelope every event travels in, and the typed way to put events in and take them out.
 //!
 //! On the wire an envelope is the JSON object of docs/contract.md:
-//! `{ "id", "type", "version", "occurredAt", "correlationId", "traceparent"?, "data" }`.
+//! `{ "id", "type", "version", "occurredAt", "correlationId", "traceparent"?, "tracestate"?, "data" }`.
 //! Producers build one with [`Envelope::new`] from a value implementing [`Event`]; consumers check
 //! [`Envelope::kind`] and call [`Envelope::decode`]. Unknown fields are ignored on both levels, so a
 //! producer may add fields (a minor change) without breaking consumers; a breaking change bumps
@@ -77,6 +77,9 @@ pub struct Envelope {
     /// W3C trace context of the producing span, if tracing was active.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with `traceparent` (vendor entries), if the trace had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tracestate: Option<String>,
     data: serde_json::Value,
 }
 
@@ -134,8 +137,17 @@ impl Envelope {
             occurred_at: OffsetDateTime::now_utc(),
             correlation_id: correlation_id.into(),
             traceparent,
+            tracestate: None,
             data,
         })
+    }
+
+    /// The envelope with the W3C `tracestate` that goes with its `traceparent`; an empty value
+    /// counts as none.
+    #[must_use]
+    pub fn with_tracestate(mut self, tracestate: Option<String>) -> Self {
+        self.tracestate = tracestate.filter(|value| !value.is_empty());
+        self
     }
 
     /// Decodes the payload as `E`, checking the type and the major version first.
@@ -196,6 +208,11 @@ impl Envelope {
     /// The W3C trace context, if any.
     pub fn traceparent(&self) -> Option<&str> {
         self.traceparent.as_deref()
+    }
+
+    /// The W3C `tracestate` that goes with [`traceparent`](Self::traceparent), if any.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
     }
 
     pub fn data(&self) -> &serde_json::Value {
@@ -263,7 +280,24 @@ mod tests {
         let envelope = Envelope::new(&Shipped { parcel_id: 1 }, "c", None).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
         assert!(json.get("traceparent").is_none());
+        assert!(json.get("tracestate").is_none());
         assert_eq!(Envelope::from_json(&envelope.to_json()).unwrap(), envelope);
+    }
+
+    #[test]
+    fn tracestate_travels_with_the_traceparent_and_an_empty_one_is_none() {
+        let traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned());
+        let envelope = Envelope::new(&Shipped { parcel_id: 1 }, "c", traceparent.clone())
+            .unwrap()
+            .with_tracestate(Some("wharf=1,congo=t61rcWkgMzE".into()));
+        let json: serde_json::Value = serde_json::from_slice(&envelope.to_json()).unwrap();
+        assert_eq!(json["tracestate"], "wharf=1,congo=t61rcWkgMzE");
+        let parsed = Envelope::from_json(&envelope.to_json()).unwrap();
+        assert_eq!(parsed.tracestate(), Some("wharf=1,congo=t61rcWkgMzE"));
+        assert_eq!(parsed, envelope);
+        let empty =
+            Envelope::new(&Shipped { parcel_id: 1 }, "c", traceparent).unwrap().with_tracestate(Some(String::new()));
+        assert_eq!(empty.tracestate(), None);
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub mod headers {
     pub const CORRELATION_ID: &str = "correlation-id";
     /// The envelope's `traceparent` (W3C trace context).
     pub const TRACEPARENT: &str = "traceparent";
+    /// The envelope's `tracestate` (W3C trace context: vendor entries), sent only with a
+    /// `traceparent` it belongs to.
+    pub const TRACESTATE: &str = "tracestate";
     /// Deliveries this message already had before the copy carrying the header was published
     /// (RabbitMQ retries republish a message; the count must survive that).
     pub const ATTEMPTS: &str = "attempts";
@@ -34,6 +37,8 @@ pub struct Metadata {
     pub event_version: Option<u32>,
     pub correlation_id: Option<String>,
     pub traceparent: Option<String>,
+    /// The `tracestate` that goes with `traceparent`; absent when the trace had none.
+    pub tracestate: Option<String>,
 }
 
 impl Metadata {
@@ -44,12 +49,13 @@ impl Metadata {
             event_version: Some(envelope.version()),
             correlation_id: Some(envelope.correlation_id().to_owned()),
             traceparent: envelope.traceparent().map(str::to_owned),
+            tracestate: envelope.tracestate().map(str::to_owned),
         }
     }
 
     /// The metadata as (header name, value) pairs, absent fields left out.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::with_capacity(4);
+        let mut pairs = Vec::with_capacity(5);
         if let Some(value) = &self.event_type {
             pairs.push((headers::EVENT_TYPE, value.clone()));
         }
@@ -62,6 +68,9 @@ impl Metadata {
         if let Some(value) = &self.traceparent {
             pairs.push((headers::TRACEPARENT, value.clone()));
         }
+        if let Some(value) = &self.tracestate {
+            pairs.push((headers::TRACESTATE, value.clone()));
+        }
         pairs
     }
 
@@ -72,6 +81,7 @@ impl Metadata {
             event_version: lookup(headers::EVENT_VERSION).and_then(|v| v.trim().parse().ok()),
             correlation_id: lookup(headers::CORRELATION_ID),
             traceparent: lookup(headers::TRACEPARENT),
+            tracestate: lookup(headers::TRACESTATE),
         }
     }
 }
@@ -112,10 +122,23 @@ mod tests {
             event_version: Some(1),
             correlation_id: Some("c-1".into()),
             traceparent: None,
+            tracestate: None,
         };
         let map: HashMap<&str, String> = metadata.pairs().into_iter().collect();
         assert_eq!(map.len(), 3);
         assert_eq!(map["event-version"], "1");
+        assert_eq!(Metadata::from_lookup(|k| map.get(k).cloned()), metadata);
+    }
+
+    #[test]
+    fn trace_context_round_trips_with_its_tracestate() {
+        let metadata = Metadata {
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: Some("wharf=1,congo=t61rcWkgMzE".into()),
+            ..Metadata::default()
+        };
+        let map: HashMap<&str, String> = metadata.pairs().into_iter().collect();
+        assert_eq!(map["tracestate"], "wharf=1,congo=t61rcWkgMzE");
         assert_eq!(Metadata::from_lookup(|k| map.get(k).cloned()), metadata);
     }
 

@@ -51,7 +51,8 @@ const CONNECTIONS: u32 = 4;
 /// How long a statement waits for another connection's (or process's) write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The schema: created by provisioning, idempotently.
+/// The schema as first released: created by provisioning, idempotently. Later columns are added
+/// by [`ADDED_COLUMNS`], so a bus file made by an older release gains them too.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS bus_messages (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -76,6 +77,35 @@ CREATE TABLE IF NOT EXISTS bus_messages (
 );
 CREATE INDEX IF NOT EXISTS bus_messages_due ON bus_messages (queue, visible_at, seq);
 ";
+
+/// Columns added to `bus_messages` after [`SCHEMA`] was released, in order, as (name, the
+/// statement that adds it). Never edit an entry: append one.
+const ADDED_COLUMNS: [(&str, &str); 1] = [
+    // The W3C `tracestate` beside `traceparent`.
+    ("tracestate", "ALTER TABLE bus_messages ADD COLUMN tracestate TEXT"),
+];
+
+/// Brings the table up to date: creates it, then adds whatever [`ADDED_COLUMNS`] it lacks.
+/// Idempotent, and safe when several processes provision one file at once: a column another
+/// process added first counts as added.
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(SCHEMA).execute(pool).await?;
+    for (name, add) in ADDED_COLUMNS {
+        let (present,): (bool,) =
+            sqlx::query_as("SELECT EXISTS (SELECT 1 FROM pragma_table_info('bus_messages') WHERE name = ?1)")
+                .bind(name)
+                .fetch_one(pool)
+                .await?;
+        if present {
+            continue;
+        }
+        match sqlx::raw_sql(add).execute(pool).await {
+            Err(sqlx::Error::Database(db)) if db.message().contains("duplicate column name") => {}
+            other => other.map(drop)?,
+        }
+    }
+    Ok(())
+}
 
 /// The SQLite bus; cheap to clone, clones share the pool.
 #[derive(Debug, Clone)]
@@ -237,6 +267,7 @@ struct DeadRow {
     event_version: Option<i64>,
     correlation_id: Option<String>,
     traceparent: Option<String>,
+    tracestate: Option<String>,
     dead_reason: Option<String>,
     dead_attempts: Option<i64>,
     dead_at: Option<i64>,
@@ -252,6 +283,7 @@ impl DeadRow {
                 event_version: self.event_version.and_then(|v| u32::try_from(v).ok()),
                 correlation_id: self.correlation_id,
                 traceparent: self.traceparent,
+                tracestate: self.tracestate,
             },
             reason: self.dead_reason,
             attempts: self.dead_attempts.and_then(|n| u32::try_from(n).ok()),
@@ -263,8 +295,9 @@ impl DeadRow {
 impl Store {
     async fn insert(&self, queue: &QueueName, message: &Message) -> Result<(), sqlx::Error> {
         const SQL: &str = "INSERT INTO bus_messages
-                (queue, message_id, body, event_type, event_version, correlation_id, traceparent, published_at, visible_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)";
+                (queue, message_id, body, event_type, event_version, correlation_id, traceparent, tracestate,
+                 published_at, visible_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
         let metadata = &message.metadata;
         sqlx::query(SQL)
             .bind(queue.as_str())
@@ -274,6 +307,7 @@ impl Store {
             .bind(metadata.event_version.map(i64::from))
             .bind(&metadata.correlation_id)
             .bind(&metadata.traceparent)
+            .bind(&metadata.tracestate)
             .bind(now_ms())
             .execute(&self.pool)
             .await
@@ -321,11 +355,7 @@ impl Bus for SqliteBus {
     fn provision<'a>(&'a self, queue: &'a QueueName) -> BoxFuture<'a, Result<(), BusError>> {
         Box::pin(async move {
             let started = Instant::now();
-            sqlx::raw_sql(SCHEMA)
-                .execute(&self.inner.pool)
-                .await
-                .map(drop)
-                .map_err(|err| sqlite_error("provision", queue.as_str(), started, &err))
+            migrate(&self.inner.pool).await.map_err(|err| sqlite_error("provision", queue.as_str(), started, &err))
         })
     }
 
@@ -356,7 +386,7 @@ impl Bus for SqliteBus {
     ) -> BoxFuture<'a, Result<Vec<DeadLetter>, BusError>> {
         Box::pin(async move {
             const SQL: &str = "SELECT message_id, body, event_type, event_version, correlation_id, traceparent,
-                    dead_reason, dead_attempts, dead_at
+                    tracestate, dead_reason, dead_attempts, dead_at
                 FROM bus_messages WHERE queue = ?1 ORDER BY dead_at, seq LIMIT ?2";
             let started = Instant::now();
             let rows: Vec<DeadRow> = sqlx::query_as(SQL)

@@ -36,7 +36,8 @@ async fn round_trip_keeps_the_envelope_and_its_metadata(b: Backend) {
         "corr-round-trip",
         Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
     )
-    .unwrap();
+    .unwrap()
+    .with_tracestate(Some("wharf=1,congo=t61rcWkgMzE".to_owned()));
     b.bus.publish(&b.queue, &envelope).await.unwrap();
 
     let mut subscription = b.bus.subscribe(&b.queue, &b.options).await.unwrap();
@@ -52,6 +53,7 @@ async fn round_trip_keeps_the_envelope_and_its_metadata(b: Backend) {
             event_version: Some(1),
             correlation_id: Some("corr-round-trip".into()),
             traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: Some("wharf=1,congo=t61rcWkgMzE".into()),
         }
     );
     delivery.ack().await.unwrap();

@@ -10,8 +10,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{ping, unique};
-use wharf_bus::{BackendKind, Bus, BusConfig, QueueName, SqliteBus, SubscribeOptions};
+use support::{Ping, ping, unique};
+use wharf_bus::{BackendKind, Bus, BusConfig, Envelope, QueueName, SqliteBus, SubscribeOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -150,4 +150,72 @@ async fn dead_letters_outlive_the_process_and_can_be_replayed_from_another() {
     assert_eq!(delivery.envelope().unwrap().id(), envelope.id());
     assert_eq!(delivery.attempt(), 1, "a replay starts a fresh count");
     delivery.ack().await.unwrap();
+}
+
+/// The table as the first SQLite bus release created it, before `tracestate`.
+const FIRST_SCHEMA: &str = "
+CREATE TABLE bus_messages (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue          TEXT    NOT NULL,
+    message_id     TEXT    NOT NULL,
+    body           BLOB    NOT NULL,
+    event_type     TEXT,
+    event_version  INTEGER,
+    correlation_id TEXT,
+    traceparent    TEXT,
+    published_at   INTEGER NOT NULL,
+    visible_at     INTEGER NOT NULL,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    lease          TEXT,
+    dead_reason    TEXT,
+    dead_attempts  INTEGER,
+    dead_at        INTEGER
+);
+CREATE INDEX bus_messages_due ON bus_messages (queue, visible_at, seq);
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_a_bus_file_from_an_older_release_adds_tracestate_and_keeps_its_messages() {
+    use sqlx::Connection;
+
+    let file = File::new();
+    let queue = QueueName::parse(&unique("upgraded")).unwrap();
+    std::fs::create_dir_all(&file.0).unwrap();
+    let old = ping(1);
+    {
+        let url = format!("sqlite://{}/bus.db?mode=rwc", file.0.display());
+        let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(FIRST_SCHEMA).execute(&mut connection).await.unwrap();
+        sqlx::query(
+            "INSERT INTO bus_messages (queue, message_id, body, event_type, event_version, correlation_id,
+                published_at, visible_at) VALUES (?1, ?2, ?3, 'Ping', 1, ?4, 0, 0)",
+        )
+        .bind(queue.as_str())
+        .bind(old.id().to_string())
+        .bind(old.to_json())
+        .bind(old.correlation_id())
+        .execute(&mut connection)
+        .await
+        .unwrap();
+        connection.close().await.unwrap();
+    }
+
+    // Two processes provision the old file at once; then once more (idempotent).
+    let (a, b) = tokio::join!(file.open(Duration::from_secs(10), &queue), file.open(Duration::from_secs(10), &queue));
+    b.provision(&queue).await.unwrap();
+    let traced =
+        Envelope::new(&Ping { n: 2 }, "corr-2", Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()))
+            .unwrap()
+            .with_tracestate(Some("wharf=1,congo=t61rcWkgMzE".into()));
+    b.publish(&queue, &traced).await.unwrap();
+
+    let mut subscription = a.subscribe(&queue, &one_at_a_time()).await.unwrap();
+    let first = tokio::time::timeout(WAIT, subscription.next()).await.unwrap().unwrap();
+    assert_eq!(first.envelope().unwrap().id(), old.id(), "the message written before the upgrade is delivered");
+    assert_eq!(first.metadata().tracestate, None);
+    first.ack().await.unwrap();
+    let second = tokio::time::timeout(WAIT, subscription.next()).await.unwrap().unwrap();
+    assert_eq!(second.envelope().unwrap(), &traced);
+    assert_eq!(second.metadata().tracestate.as_deref(), Some("wharf=1,congo=t61rcWkgMzE"));
+    second.ack().await.unwrap();
 }

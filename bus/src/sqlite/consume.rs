@@ -129,6 +129,7 @@ struct ClaimedRow {
     event_version: Option<i64>,
     correlation_id: Option<String>,
     traceparent: Option<String>,
+    tracestate: Option<String>,
     attempts: i64,
 }
 
@@ -138,7 +139,8 @@ async fn claim(lease: Arc<Lease>, mut permits: Vec<OwnedSemaphorePermit>) -> Res
         WHERE seq IN (
             SELECT seq FROM bus_messages WHERE queue = ?3 AND visible_at <= ?4 ORDER BY visible_at, seq LIMIT ?5
         )
-        RETURNING seq, message_id, body, event_type, event_version, correlation_id, traceparent, attempts";
+        RETURNING seq, message_id, body, event_type, event_version, correlation_id, traceparent, tracestate,
+            attempts";
     const NEXT_DUE: &str = "SELECT MIN(visible_at) FROM bus_messages WHERE queue = ?1";
     let store = &lease.store;
     let started = Instant::now();
@@ -178,6 +180,7 @@ fn wrap(lease: &Arc<Lease>, row: ClaimedRow, permit: OwnedSemaphorePermit) -> De
         event_version: row.event_version.and_then(|v| u32::try_from(v).ok()),
         correlation_id: row.correlation_id,
         traceparent: row.traceparent,
+        tracestate: row.tracestate,
     };
     let received = Received {
         queue: lease.queue.clone(),

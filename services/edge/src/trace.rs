@@ -3,9 +3,9 @@
 //! Every request runs inside one SERVER span ([`server_span`]) named `METHOD /route/{template}`
 //! once routing is done, with the status, the route template and the correlation id as
 //! attributes; an incoming `traceparent`/`tracestate` makes it a child of the caller's span.
-//! Outgoing, [`inject`] writes the current context into headers and [`traceparent`] renders it
-//! for a message; [`continue_from`] makes a span the child of a context that arrived in a
-//! message.
+//! Outgoing, [`inject`] writes the current context into headers and [`traceparent`] and
+//! [`tracestate`] render it for a message; [`continue_from`] makes a span the child of a context
+//! that arrived in a message, vendor entries (`tracestate`) included.
 //!
 //! Everything goes through the global propagator, which telemetry sets to W3C trace context
 //! only when traces are exported: with tracing off, extraction and injection do nothing.
@@ -89,13 +89,7 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
 /// `span`'s context as a `traceparent` value, to store with an event or send beside a message;
 /// `None` when traces are off.
 pub fn traceparent(span: &Span) -> Option<String> {
-    if span.is_disabled() {
-        return None;
-    }
-    let context = span.context();
-    let mut carrier = Carrier::default();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
-    carrier.0.remove("traceparent")
+    rendered(span, "traceparent")
 }
 
 /// The current span's `traceparent` (see [`traceparent`]).
@@ -103,14 +97,39 @@ pub fn current_traceparent() -> Option<String> {
     traceparent(&Span::current())
 }
 
-/// Makes `span` a child of the context in `traceparent`, if there is a valid one. Call it before
-/// anything is logged inside `span`.
-pub fn continue_from(span: &Span, traceparent: Option<&str>) {
+/// `span`'s `tracestate` (the vendor entries of its trace, e.g. X-Ray's), to store and send with
+/// its [`traceparent`]; `None` when traces are off or the trace has no entries.
+pub fn tracestate(span: &Span) -> Option<String> {
+    rendered(span, "tracestate")
+}
+
+/// The current span's `tracestate` (see [`tracestate`]).
+pub fn current_tracestate() -> Option<String> {
+    tracestate(&Span::current())
+}
+
+/// One header of `span`'s context as the propagator writes it; an empty value is none.
+fn rendered(span: &Span, header: &str) -> Option<String> {
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let mut carrier = Carrier::default();
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    carrier.0.remove(header).filter(|value| !value.is_empty())
+}
+
+/// Makes `span` a child of the context in `traceparent` (with the vendor entries in `tracestate`,
+/// which belong to it), if there is a valid one. Call it before anything is logged inside `span`.
+pub fn continue_from(span: &Span, traceparent: Option<&str>, tracestate: Option<&str>) {
     let Some(traceparent) = traceparent else { return };
     if span.is_disabled() {
         return;
     }
-    let carrier = Carrier(HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]));
+    let mut carrier = Carrier(HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]));
+    if let Some(tracestate) = tracestate {
+        carrier.0.insert("tracestate".to_owned(), tracestate.to_owned());
+    }
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
     set_parent(span, parent);
 }

@@ -57,8 +57,9 @@ impl Handler for OrderPlacedHandler {
     }
 
     /// Runs inside a CONSUMER span (`<queue> process`) that continues the trace the message
-    /// carries (its `traceparent` metadata, else the envelope's), so every line logged while
-    /// handling it names the order's correlation and trace ids, and the send is its child.
+    /// carries (its `traceparent` and `tracestate` metadata, else the envelope's), so every line
+    /// logged while handling it names the order's correlation and trace ids, and the send is its
+    /// child.
     async fn handle(&self, envelope: &Envelope, context: &DeliveryContext) -> Outcome {
         let span = tracing::info_span!(
             "process",
@@ -71,7 +72,13 @@ impl Handler for OrderPlacedHandler {
             service = "notifications",
             correlation_id = envelope.correlation_id(),
         );
-        trace::continue_from(&span, context.metadata.traceparent.as_deref().or(envelope.traceparent()));
+        // The tracestate belongs to the traceparent it came with: take the pair from one place.
+        let metadata = &context.metadata;
+        let (traceparent, tracestate) = match metadata.traceparent.as_deref() {
+            Some(traceparent) => (Some(traceparent), metadata.tracestate.as_deref()),
+            None => (envelope.traceparent(), envelope.tracestate()),
+        };
+        trace::continue_from(&span, traceparent, tracestate);
         self.handle_in(envelope, context).instrument(span).await
     }
 }

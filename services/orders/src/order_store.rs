@@ -51,11 +51,14 @@ impl Orders {
         order: NewOrder,
         correlation_id: String,
         traceparent: Option<String>,
+        tracestate: Option<String>,
         key: Option<IdempotencyKey>,
     ) -> Result<Created, Problem> {
         self.store
             .write(move |s| async move {
-                let event = |written: &Order| order_placed(written, &correlation_id, traceparent.as_deref());
+                let event = |written: &Order| {
+                    order_placed(written, &correlation_id, traceparent.as_deref(), tracestate.as_deref())
+                };
                 s.create(&order, event, key.as_ref()).await
             })
             .await

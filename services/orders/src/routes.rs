@@ -162,7 +162,9 @@ async fn create(key: Option<HeaderValue>, api: OrdersApi, body: Value) -> Result
                 Err(unanswered) => return Err(unanswered.into()),
             };
 
-            match api.orders.create(order, correlation, wharf_edge::trace::current_traceparent(), key).await? {
+            let (traceparent, tracestate) =
+                (wharf_edge::trace::current_traceparent(), wharf_edge::trace::current_tracestate());
+            match api.orders.create(order, correlation, traceparent, tracestate, key).await? {
                 Created::New(order) => Ok(created(&order, false, fallback_age)),
                 Created::Replayed(original) => Ok(created(&original, true, None)),
                 Created::KeyConflict => Err(key_conflict()),

@@ -194,8 +194,8 @@ impl OrderStore {
             order_columns!()
         );
         const OUTBOX: &str = "INSERT INTO outbox \
-            (event_id, event_type, event_version, occurred_at, correlation_id, traceparent, envelope) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7)";
+            (event_id, event_type, event_version, occurred_at, correlation_id, traceparent, tracestate, envelope) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         const KEY: &str =
             "INSERT INTO idempotency_keys (key, fingerprint, order_id, created_at) VALUES ($1, $2, $3, $4)";
         let now = now();
@@ -218,6 +218,7 @@ impl OrderStore {
                 .bind(event.occurred_at)
                 .bind(&event.correlation_id)
                 .bind(event.traceparent.as_deref())
+                .bind(event.tracestate.as_deref())
                 .bind(&event.envelope)
                 .execute(&mut *tx)
                 .await?;

@@ -53,6 +53,7 @@ fn event(order: &orders::domain::Order) -> OutboxEvent {
         occurred_at: time::OffsetDateTime::now_utc(),
         correlation_id: "corr-1".into(),
         traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        tracestate: Some("wharf=1,congo=t61rcWkgMzE".into()),
         envelope: json!({"orderId": order.id}).to_string(),
     }
 }
@@ -72,6 +73,7 @@ async fn an_order_and_its_event_are_written_together(b: Backend) {
     let row = &rows[0];
     assert_eq!((row.event_type.as_str(), row.event_version, row.attempts), ("OrderPlaced", 1, 1));
     assert_eq!(row.correlation_id, "corr-1");
+    assert_eq!(row.tracestate.as_deref(), Some("wharf=1,congo=t61rcWkgMzE"), "stored with the row");
     assert!(row.traceparent.is_some());
     assert_eq!(serde_json::from_str::<serde_json::Value>(&row.envelope).unwrap()["orderId"], order.id);
     b.store.outbox().mark_published(&[row.id]).await.unwrap();

@@ -4,14 +4,15 @@
 //! One `POST /api/orders` must yield: the orders SERVER span; under it the products lookup
 //! (CLIENT), whose child is products' SERVER span; the order store's write; the outbox relay's
 //! PRODUCER span; under that the notifications CONSUMER span, and under that the send — all
-//! with one trace id.
+//! with one trace id. An order whose caller sent `traceparent` and `tracestate` continues the
+//! caller's trace, and its vendor entries reach the consumer through the outbox and the bus.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+use opentelemetry::trace::{SpanId, SpanKind, TraceId, TraceState};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use serde_json::{Value, json};
 use wharf_bus::{Bus, BusConfig, MemoryBus};
@@ -68,6 +69,24 @@ fn names(spans: &[SpanData], trace: TraceId) -> Vec<(String, SpanKind, SpanId, S
         .collect()
 }
 
+/// The finished spans once `trace` has its send span (the last to end), waiting up to 20 s.
+async fn spans_until_sent(exporter: &InMemorySpanExporter, trace: Option<TraceId>) -> Vec<SpanData> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let spans = exporter.get_finished_spans().unwrap();
+        let in_trace = |s: &SpanData| trace.is_none_or(|trace| s.span_context.trace_id() == trace);
+        if spans.iter().any(|s| in_trace(s) && s.name.starts_with("send ")) {
+            return spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no send span within 20 s; spans: {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_order_is_one_trace_across_orders_products_and_notifications() {
     let exporter = InMemorySpanExporter::default();
@@ -97,19 +116,7 @@ async fn one_order_is_one_trace_across_orders_products_and_notifications() {
     assert_eq!(placed.status(), 201);
 
     // The send is the last span to end: wait for it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let spans = loop {
-        let spans = exporter.get_finished_spans().unwrap();
-        if spans.iter().any(|s| s.name.starts_with("send ")) {
-            break spans;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no send span within 20 s; spans: {:#?}",
-            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let spans = spans_until_sent(&exporter, None).await;
 
     let order_server =
         spans.iter().find(|s| s.span_kind == SpanKind::Server && s.name == "POST /api/orders").unwrap_or_else(|| {
@@ -158,6 +165,40 @@ async fn one_order_is_one_trace_across_orders_products_and_notifications() {
 
     let send = only(&spans, trace, "send", |s| s.name.starts_with("send "));
     assert_eq!(send.parent_span_id, consume.span_context.span_id(), "the send is a child of the consume");
+    assert_eq!(consume.span_context.trace_state(), &TraceState::NONE, "no tracestate when the caller sent none");
+
+    // A caller with its own trace and vendor entries (X-Ray puts its own there).
+    let caller_trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    let caller_span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+    let tracestate = "wharf=1,congo=t61rcWkgMzE";
+    let placed = client
+        .post(format!("http://{}/api/orders", orders.local_addr()))
+        .header("x-correlation-id", "trace-test-order-2")
+        .header("traceparent", format!("00-{caller_trace}-{caller_span}-01"))
+        .header("tracestate", tracestate)
+        .json(&json!({"productId": product["id"], "quantity": 1, "customerEmail": "ada@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 201);
+    let spans = spans_until_sent(&exporter, Some(caller_trace)).await;
+    let expected = TraceState::from_key_value([("wharf", "1"), ("congo", "t61rcWkgMzE")]).unwrap();
+    let order_server = only(&spans, caller_trace, "orders SERVER", |s| {
+        s.span_kind == SpanKind::Server && s.name == "POST /api/orders"
+    });
+    assert_eq!(order_server.parent_span_id, caller_span, "the order request continues the caller's trace");
+    assert_eq!(order_server.span_context.trace_state(), &expected);
+    let publish = only(&spans, caller_trace, "outbox publish", |s| s.span_kind == SpanKind::Producer);
+    assert_eq!(publish.parent_span_id, order_server.span_context.span_id());
+    assert_eq!(publish.span_context.trace_state(), &expected, "the outbox row keeps the tracestate");
+    let consume = only(&spans, caller_trace, "notifications CONSUMER", |s| s.span_kind == SpanKind::Consumer);
+    assert_eq!(consume.parent_span_id, publish.span_context.span_id());
+    assert_eq!(attribute(consume, "correlation_id").as_deref(), Some("trace-test-order-2"));
+    assert_eq!(
+        consume.span_context.trace_state(),
+        &expected,
+        "the consumer's context carries the caller's tracestate, {tracestate}"
+    );
 
     for service in [orders, notifications, products] {
         service.shutdown().await;

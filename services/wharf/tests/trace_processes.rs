@@ -3,6 +3,10 @@
 //! backend), each exporting over real OTLP/HTTP to a receiver this
 //! test runs, which decodes the `ExportTraceServiceRequest`s with the `opentelemetry-proto` types.
 //!
+//! The order request comes with a caller's `traceparent` and `tracestate`: the trace is the
+//! caller's, and the consumer's span carries the caller's `tracestate` — it crossed the outbox
+//! and the real broker.
+//!
 //! It also proves the logs are joined to the trace: the orders lines for the request and the
 //! notifications lines for the resulting send carry the request's `correlationId` and the
 //! trace's `traceId`.
@@ -37,6 +41,8 @@ struct Received {
     trace_id: String,
     span_id: String,
     parent_span_id: String,
+    /// The W3C `tracestate` of the span's context ("" when none).
+    trace_state: String,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -78,6 +84,7 @@ impl Receiver {
                             trace_id: hex(&span.trace_id),
                             span_id: hex(&span.span_id),
                             parent_span_id: hex(&span.parent_span_id),
+                            trace_state: span.trace_state,
                         });
                     }
                 }
@@ -241,9 +248,13 @@ fn one_order_is_one_trace_across_three_processes(bus: &[(&'static str, String)])
         .json()
         .unwrap();
     let correlation = format!("trace-processes-{}", uuid::Uuid::new_v4());
+    let caller_trace = uuid::Uuid::new_v4().simple().to_string();
+    let tracestate = "wharf=1,congo=t61rcWkgMzE";
     let placed = client
         .post(format!("{}/api/orders", orders.base))
         .header("x-correlation-id", &correlation)
+        .header("traceparent", format!("00-{caller_trace}-00f067aa0ba902b7-01"))
+        .header("tracestate", tracestate)
         .json(&json!({"productId": product["id"], "quantity": 1, "customerEmail": "ada@example.com"}))
         .send()
         .unwrap();
@@ -276,6 +287,8 @@ fn one_order_is_one_trace_across_three_processes(bus: &[(&'static str, String)])
         .find(|s| s.kind == 2 && s.name == "POST /api/orders" && s.service == "OrderService")
         .unwrap_or_else(|| panic!("no OrderService SERVER span for POST /api/orders among {spans:#?}"));
     let trace = order_server.trace_id.clone();
+    assert_eq!(trace, caller_trace, "the order request continues the caller's trace");
+    assert_eq!(order_server.parent_span_id, "00f067aa0ba902b7");
     let in_trace = |what: &str, matches: &dyn Fn(&Received) -> bool| -> &Received {
         let found: Vec<&Received> = spans.iter().filter(|s| s.trace_id == trace && matches(s)).collect();
         assert_eq!(found.len(), 1, "expected one {what} span in trace {trace}; received {spans:#?}");
@@ -300,6 +313,8 @@ fn one_order_is_one_trace_across_three_processes(bus: &[(&'static str, String)])
     );
     let send = in_trace("send", &|s| s.service == "NotificationService" && s.name.starts_with("send "));
     assert_eq!(send.parent_span_id, consume.span_id, "the send is a child of the consume");
+    assert_eq!(publish.trace_state, tracestate, "the outbox row kept the caller's tracestate");
+    assert_eq!(consume.trace_state, tracestate, "the bus metadata carried the caller's tracestate");
 
     // The logs, joined to the trace.
     let lines_for = |log: &[Value]| -> Vec<Value> {

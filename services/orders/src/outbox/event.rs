@@ -21,12 +21,19 @@ pub struct OutboxEvent {
     pub correlation_id: String,
     /// W3C trace context of the request, if any.
     pub traceparent: Option<String>,
+    /// The request's W3C `tracestate` (vendor entries) that goes with `traceparent`, if any.
+    pub tracestate: Option<String>,
     /// The whole envelope as JSON, exactly as it will travel.
     pub envelope: String,
 }
 
 /// The OrderPlaced event for a just-written order.
-pub fn order_placed(order: &Order, correlation_id: &str, traceparent: Option<&str>) -> OutboxEvent {
+pub fn order_placed(
+    order: &Order,
+    correlation_id: &str,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> OutboxEvent {
     let event = OrderPlaced {
         order_id: order.id,
         customer_email: order.customer_email.as_str().to_owned(),
@@ -35,7 +42,8 @@ pub fn order_placed(order: &Order, correlation_id: &str, traceparent: Option<&st
         quantity: u32::try_from(order.quantity.get()).unwrap_or(1),
     };
     let envelope = Envelope::new(&event, correlation_id, traceparent.map(str::to_owned))
-        .unwrap_or_else(|err| unreachable_encode(&err));
+        .unwrap_or_else(|err| unreachable_encode(&err))
+        .with_tracestate(tracestate.map(str::to_owned));
     OutboxEvent {
         event_id: envelope.id().to_string(),
         event_type: envelope.event_type().to_owned(),
@@ -43,6 +51,7 @@ pub fn order_placed(order: &Order, correlation_id: &str, traceparent: Option<&st
         occurred_at: envelope.occurred_at(),
         correlation_id: correlation_id.to_owned(),
         traceparent: traceparent.map(str::to_owned),
+        tracestate: envelope.tracestate().map(str::to_owned),
         envelope: String::from_utf8(envelope.to_json()).unwrap_or_default(),
     }
 }

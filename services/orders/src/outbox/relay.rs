@@ -238,7 +238,7 @@ async fn publish(args: &RelayArgs, row: &OutboxRow) -> Result<(), RelayError> {
         messaging.message.id = %row.event_id,
         correlation_id = %row.correlation_id,
     );
-    trace::continue_from(&span, row.traceparent.as_deref());
+    trace::continue_from(&span, row.traceparent.as_deref(), row.tracestate.as_deref());
     publish_row(args, row, &span).instrument(span.clone()).await
 }
 

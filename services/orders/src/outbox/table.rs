@@ -12,7 +12,7 @@ use crate::store::{now, unix_millis};
 
 macro_rules! outbox_columns {
     () => {
-        "id, event_id, event_type, event_version, occurred_at, correlation_id, traceparent, envelope, attempts"
+        "id, event_id, event_type, event_version, occurred_at, correlation_id, traceparent, tracestate, envelope, attempts"
     };
 }
 
@@ -29,6 +29,8 @@ pub struct OutboxRow {
     pub correlation_id: String,
     /// Trace context, if any.
     pub traceparent: Option<String>,
+    /// The `tracestate` that goes with `traceparent`, if any.
+    pub tracestate: Option<String>,
     /// The envelope as JSON, exactly as it travels.
     pub envelope: String,
     /// How many times a relay claimed it (1 on the first claim).
