@@ -8,7 +8,7 @@
 #   3. kill -9 notifications during load, restart: nothing lost
 #   4. stop products during load: orders degrade (fallback cache) and recover by themselves
 #   5. chaos during load: actors killed, latency injected: zero errors, nothing lost
-#   8. AUTH_MODE=jwt on all three against a Cognito pool on moto: smoke and load with an admin's
+#   8. AUTH_MODE=jwt on all three (RabbitMQ) against a Cognito pool on moto: smoke and load with an admin's
 #      WHARF_TOKEN; without a token a write is 401 (orders still reads the public catalogue)
 #
 # Every process is stopped by PID whatever happens; logs are printed when a step fails.
@@ -168,6 +168,10 @@ AWS_ENDPOINT_URL="$WHARF_TEST_SQS_ENDPOINT" dlq_drill --bus sqs --queue "$platfo
 
 say "8. AUTH_MODE=jwt on all three (Cognito on moto): smoke and load with a token, 401 without"
 for name in orders notifications products; do stop "$name"; done
+# Auth is the bus's business nowhere: this step runs on RabbitMQ. (Run right after the SQS DLQ
+# drill, an order's event has been seen to wait ~30 s before reaching notifications over moto's
+# SQS; that is tracked on its own, not hidden in this step's timing.)
+platform_use_rabbitmq
 cognito_pool
 auth_env=("${cognito_auth_env[@]}")
 start_all
