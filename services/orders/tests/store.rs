@@ -160,12 +160,12 @@ async fn claims_are_leased_released_and_expire(b: Backend) {
     let ids: Vec<i64> = first.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 3);
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
-    let second = b.store.outbox().claim("relay-a", 10, Duration::from_millis(100)).await.unwrap();
+    let second = b.store.outbox().claim("relay-a", 10, Duration::from_millis(1500)).await.unwrap();
     assert_eq!(second.len(), 2, "leased rows are not claimed twice");
     b.store.outbox().release(&[first[0].id], "bus down").await.unwrap();
     let again = b.store.outbox().claim("relay-a", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(again.iter().map(|r| (r.id, r.attempts)).collect::<Vec<_>>(), [(first[0].id, 2)]);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let expired = b.store.outbox().claim("relay-b", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(expired.len(), 2, "rows of a relay that died are claimable after the lease");
     // A restarted relay frees its previous incarnation's claims at once.
