@@ -51,6 +51,9 @@ const CONNECTIONS: u32 = 4;
 /// How long a statement waits for another connection's (or process's) write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an open waits before trying again when another process is switching the file to WAL.
+const SWITCH_RETRY: Duration = Duration::from_millis(20);
+
 /// The schema as first released: created by provisioning, idempotently. Later columns are added
 /// by [`ADDED_COLUMNS`], so a bus file made by an older release gains them too.
 const SCHEMA: &str = "
@@ -152,16 +155,26 @@ impl SqliteBus {
                 .map_err(|err| invalid(format!("cannot create the directory {}: {err}", dir.display())))?;
         }
         let started = Instant::now();
-        let pool = SqlitePoolOptions::new()
+        let pool_options = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { CONNECTIONS })
             // An in-memory database lives as long as its one connection.
             .min_connections(u32::from(in_memory))
             .idle_timeout(None)
             .max_lifetime(None)
-            .acquire_timeout(config.publish_timeout)
-            .connect_with(options)
-            .await
-            .map_err(|err| sqlite_error("open", url, started, &err))?;
+            .acquire_timeout(config.publish_timeout);
+        // The first connection switches the file to WAL. That switch needs an exclusive lock
+        // SQLite's busy timeout does not wait for, so when several processes open a file that is
+        // not in WAL yet (a new file, or one made without it), all but one are told "database is
+        // locked" at once. The winner's switch takes milliseconds: try again until the busy
+        // timeout has passed, as a statement would have waited.
+        let pool = loop {
+            match pool_options.clone().connect_with(options.clone()).await {
+                Err(err) if is_busy(&err) && started.elapsed() < BUSY_TIMEOUT => {
+                    tokio::time::sleep(SWITCH_RETRY).await;
+                }
+                other => break other.map_err(|err| sqlite_error("open", url, started, &err))?,
+            }
+        };
         Ok(Self {
             inner: Arc::new(Store {
                 pool,
@@ -227,6 +240,11 @@ fn timestamp(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
+/// Whether SQLite answered that another connection holds the lock it needs.
+fn is_busy(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy"))
+}
+
 /// Maps a sqlx error to the bus's error kinds.
 pub(crate) fn sqlite_error(operation: &'static str, target: &str, started: Instant, err: &sqlx::Error) -> BusError {
     let detail = err.to_string();
@@ -237,7 +255,7 @@ pub(crate) fn sqlite_error(operation: &'static str, target: &str, started: Insta
             queue: target,
             detail: format!("the bus table is missing: provision the bus (BUS_PROVISION=true) first ({detail})"),
         },
-        sqlx::Error::Database(db) if db.message().contains("locked") || db.message().contains("busy") => {
+        sqlx::Error::Database(_) if is_busy(err) => {
             BusError::Unavailable { backend: BACKEND, waited: started.elapsed(), detail }
         }
         sqlx::Error::Database(_) => BusError::Rejected { backend: BACKEND, operation, target, detail },

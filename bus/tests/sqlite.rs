@@ -219,3 +219,29 @@ async fn provisioning_a_bus_file_from_an_older_release_adds_tracestate_and_keeps
     assert_eq!(second.metadata().tracestate.as_deref(), Some("wharf=1,congo=t61rcWkgMzE"));
     second.ack().await.unwrap();
 }
+
+/// Processes starting together on one bus file: the first connection of each switches the file to
+/// WAL, which SQLite does not let a second connection wait for. Every open must still succeed —
+/// on a new file, and on one an older tool made without WAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_opening_one_file_at_once_all_open_it() {
+    use sqlx::Connection;
+
+    let queue = QueueName::parse(&unique("together")).unwrap();
+    for round in 0..6 {
+        let file = File::new();
+        std::fs::create_dir_all(&file.0).unwrap();
+        if round % 2 == 1 {
+            let url = format!("sqlite://{}/bus.db?mode=rwc", file.0.display());
+            let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(FIRST_SCHEMA).execute(&mut connection).await.unwrap();
+            connection.close().await.unwrap();
+        }
+        let config = file.config(Duration::from_secs(10));
+        let opens = (0..6).map(|_| SqliteBus::open(&config));
+        for (process, opened) in futures_util::future::join_all(opens).await.into_iter().enumerate() {
+            let bus = opened.unwrap_or_else(|err| panic!("round {round}, process {process}: {err}"));
+            bus.provision(&queue).await.unwrap_or_else(|err| panic!("round {round}, process {process}: {err}"));
+        }
+    }
+}
