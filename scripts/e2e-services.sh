@@ -168,11 +168,9 @@ AWS_ENDPOINT_URL="$WHARF_TEST_SQS_ENDPOINT" dlq_drill --bus sqs --queue "$platfo
 
 say "8. AUTH_MODE=jwt on all three (Cognito on moto): smoke and load with a token, 401 without"
 for name in orders notifications products; do stop "$name"; done
-# Auth is the bus's business nowhere: this step runs on RabbitMQ. On SQS, the stopped
-# notifications' last long poll (up to 20 s) is still open at the server after a restart and
-# can take the next message, which then reappears only after its 30 s visibility timeout — at least
-# once, later than the 30 s smoke waits (seen as an order notified ~30 s late, never lost).
-platform_use_rabbitmq
+# Still on SQS, restarted right after the DLQ drill: notifications' graceful stop lets its open
+# long poll end and releases what it took, so the first orders below are not hidden for a 30 s
+# visibility timeout (longer than smoke waits) by the stopped process's last poll.
 cognito_pool
 auth_env=("${cognito_auth_env[@]}")
 start_all

@@ -105,7 +105,9 @@ pub trait Bus: Send + Sync + fmt::Debug + 'static {
 pub struct SubscribeOptions {
     /// Deliveries handed out and not yet settled, at most (AMQP prefetch; the consumer's concurrency).
     pub prefetch: u16,
-    /// SQS: how long one ReceiveMessage waits for messages (long polling, at most 20 s).
+    /// SQS: how long one ReceiveMessage waits for messages (long polling, at most 20 s). A
+    /// consumer's graceful stop waits for the poll under way (SQS hides what it brings even if
+    /// nobody reads the answer), so keep it below the consumer's `drain_timeout`.
     pub poll_wait: Duration,
     /// SQS: how long a received message stays invisible; extended while its handler runs. (The
     /// SQLite bus leases for `BUS_SQLITE_LEASE_MS` instead, renewed the same way.)
@@ -114,7 +116,9 @@ pub struct SubscribeOptions {
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        Self { prefetch: 10, poll_wait: Duration::from_secs(20), visibility_timeout: Duration::from_secs(30) }
+        // A 5 s long poll: an idle consumer makes 12 requests a minute (20 s would make 3), and
+        // a graceful stop waits at most that long for the poll under way.
+        Self { prefetch: 10, poll_wait: Duration::from_secs(5), visibility_timeout: Duration::from_secs(30) }
     }
 }
 

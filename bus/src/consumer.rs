@@ -19,7 +19,9 @@
 //! **In-flight work when it dies**: killed or failed, the actor's state is dropped, which aborts
 //! the pump and every handler task; their deliveries were never acked, so the backend delivers
 //! them again (as a new attempt). Stopped gracefully (supervisor shutdown), it stops fetching and
-//! gives running handlers `drain_timeout` to finish and settle before the rest are released.
+//! gives running handlers `drain_timeout` to finish and settle before the rest are released; in
+//! that time the fetch under way (an SQS long poll) also completes, and what it brought is released
+//! at once instead of staying hidden for a visibility timeout.
 
 use std::fmt;
 use std::future::Future;
@@ -111,7 +113,8 @@ pub struct ConsumerOptions {
     pub handler_timeout: Duration,
     /// Retry delay after a handler panicked or timed out.
     pub failure_delay: Duration,
-    /// On a graceful stop, how long running handlers get to finish.
+    /// On a graceful stop, how long running handlers get to finish (and the fetch under way:
+    /// keep `subscribe.poll_wait` below it).
     pub drain_timeout: Duration,
 }
 
@@ -370,8 +373,9 @@ impl<H: Handler> Pump<H> {
                 }
             }
         }
-        subscription.stop_fetching();
-        while running.join_next().await.is_some() {}
+        // Running handlers settle while the last fetch completes and its messages are released.
+        let handlers = async { while running.join_next().await.is_some() {} };
+        tokio::join!(handlers, subscription.finish_fetching());
     }
 
     async fn process(self: Arc<Self>, delivery: Delivery, _slot: OwnedSemaphorePermit) {

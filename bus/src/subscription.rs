@@ -164,4 +164,17 @@ impl Subscription {
     pub fn stop_fetching(&self) {
         self.stop.send_replace(true);
     }
+
+    /// Stops fetching and waits until the backend has fetched for the last time. A fetch already
+    /// under way (an SQS long poll, a SQLite claim) completes, and what it brought is released at
+    /// once with the other buffered deliveries — rather than staying hidden until its visibility
+    /// timeout or lease runs out because the process exited mid-fetch. Deliveries handed out
+    /// earlier can still be settled; [`next`](Self::next) answers `SubscriptionEnded` afterwards.
+    pub async fn finish_fetching(&mut self) {
+        self.stop_fetching();
+        // The feeder drops its end of the channel once it has stopped fetching.
+        while let Some(buffered) = self.deliveries.recv().await {
+            drop(buffered);
+        }
+    }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use support::{Backend, Ping, PingV2, Script, eventually, ping, start_consumer};
-use wharf_bus::{DeadLetter, Depth, Envelope, Message, Metadata, Outcome, Replay};
+use wharf_bus::{BusError, DeadLetter, Depth, Envelope, Message, Metadata, Outcome, Replay, SubscribeOptions};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -62,6 +62,56 @@ async fn round_trip_keeps_the_envelope_and_its_metadata(b: Backend) {
     assert!(tokio::time::timeout(b.quiet, subscription.next()).await.is_err(), "an acked message came back");
     drop(subscription);
     assert!(b.bus.dead_letters(&b.queue, 10).await.unwrap().is_empty());
+    b.finish().await;
+}
+
+/// A subscription that goes away while it fetches — an SQS long poll is open at the server, and
+/// SQS hides what a poll brings whether or not anyone reads the answer — releases what that last
+/// fetch brought: the next subscriber gets the message at once, not after the visibility timeout.
+/// Both when the subscription is dropped mid-fetch (a consumer killed) and when it is stopped
+/// gracefully with `finish_fetching` (a consumer draining before its process exits).
+async fn a_subscription_stopped_mid_fetch_releases_what_its_last_fetch_brought(b: Backend) {
+    let slow = SubscribeOptions {
+        poll_wait: Duration::from_secs(3),
+        visibility_timeout: Duration::from_secs(60),
+        ..b.options.clone()
+    };
+    let next_subscriber_gets = |envelope: Envelope, how: &'static str| {
+        let (bus, queue, options) = (Arc::clone(&b.bus), b.queue.clone(), b.options.clone());
+        async move {
+            let mut next = bus.subscribe(&queue, &options).await.unwrap();
+            let delivery = tokio::time::timeout(Duration::from_secs(10), next.next())
+                .await
+                .unwrap_or_else(|_| panic!("{how}: released at once, not after the 60 s visibility timeout"))
+                .unwrap();
+            assert_eq!(delivery.message_id(), envelope.id().to_string(), "{how}");
+            delivery.ack().await.unwrap();
+        }
+    };
+
+    // Dropped while its fetch is under way; the message arrives after the drop.
+    let first = b.bus.subscribe(&b.queue, &slow).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(first);
+    let envelope = ping(1);
+    b.bus.publish(&b.queue, &envelope).await.unwrap();
+    next_subscriber_gets(envelope, "dropped mid-fetch").await;
+
+    // Stopped while its fetch is under way; the message arrives before the fetch ends.
+    let mut second = b.bus.subscribe(&b.queue, &slow).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    second.stop_fetching();
+    let envelope = ping(2);
+    b.bus.publish(&b.queue, &envelope).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), second.finish_fetching())
+        .await
+        .expect("the last fetch ends within its poll wait");
+    assert!(
+        matches!(second.next().await, Err(BusError::SubscriptionEnded { .. })),
+        "nothing is fetched after finish_fetching"
+    );
+    drop(second);
+    next_subscriber_gets(envelope, "finished fetching").await;
     b.finish().await;
 }
 
@@ -401,6 +451,7 @@ macro_rules! conformance {
 
 conformance!(
     round_trip_keeps_the_envelope_and_its_metadata,
+    a_subscription_stopped_mid_fetch_releases_what_its_last_fetch_brought,
     a_thousand_concurrent_publishes_are_each_consumed_exactly_once,
     an_unacked_delivery_is_redelivered_after_its_consumer_is_killed,
     retry_later_waits_for_the_delay_and_counts_the_attempt,

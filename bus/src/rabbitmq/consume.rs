@@ -100,15 +100,18 @@ async fn feed_rabbit(rabbit: Arc<Rabbit>, queue: QueueName, prefetch: u16, first
         };
         loop {
             let next = tokio::select! {
-                next = consumer.next() => next,
-                () = feed.stopped() => {
-                    // Stop the broker pushing more, but keep the channel open: deliveries already
-                    // handed out must still be able to ack on it. Dropping the subscription (which
-                    // aborts this task) closes it and requeues whatever is left.
-                    let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
-                    std::future::pending::<()>().await;
-                    return;
-                }
+                next = consumer.next() => Some(next),
+                () = feed.stopped() => None,
+            };
+            let Some(next) = next else {
+                // Stop the broker pushing more, but keep the channel open: deliveries already
+                // handed out must still be able to ack on it. Dropping the subscription (which
+                // aborts this task) closes it and requeues whatever is left.
+                let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+                // Fetching is over (see `Subscription::finish_fetching`).
+                drop(feed);
+                std::future::pending::<()>().await;
+                return;
             };
             match next {
                 Some(Ok(delivery)) => {

@@ -99,11 +99,20 @@ async fn feed_sqs(shared: Arc<Shared>, mut feed: Feed, prefetch: usize, wait: i3
                 Err(_) => break,
             }
         }
-        let max = i32::try_from(permits.len()).unwrap_or(10);
-        let messages = match shared.sqs.receive(&shared.url, shared.queue.as_str(), max, wait, visibility_secs).await {
-            Ok(messages) => {
+        // Asked to stop while waiting for a permit: start no new long poll.
+        if feed.is_stopped() {
+            return;
+        }
+        // The receive runs in a task of its own. SQS hides what a long poll brings whether or not
+        // anyone reads the answer, so if this subscription is dropped mid-poll the task still
+        // takes the answer and drops its deliveries, which makes them visible again at once
+        // rather than after the visibility timeout.
+        let receive = tokio::spawn(receive(Arc::clone(&shared), permits, wait, visibility_secs));
+        let Ok(received) = receive.await else { return };
+        let deliveries = match received {
+            Ok(deliveries) => {
                 backoff = Duration::from_millis(200);
-                messages
+                deliveries
             }
             Err(err @ BusError::QueueNotFound { .. }) => {
                 feed.fail(err).await;
@@ -111,7 +120,6 @@ async fn feed_sqs(shared: Arc<Shared>, mut feed: Feed, prefetch: usize, wait: i3
             }
             Err(err) => {
                 tracing::warn!(queue = %shared.queue, error = %err, retry_in = ?backoff, "SQS receive failed");
-                drop(permits);
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}
                     () = feed.stopped() => return,
@@ -120,14 +128,24 @@ async fn feed_sqs(shared: Arc<Shared>, mut feed: Feed, prefetch: usize, wait: i3
                 continue;
             }
         };
-        for message in messages {
-            let Some(permit) = permits.pop() else { break };
-            let delivery = wrap(&shared, message, permit);
+        for delivery in deliveries {
             if !feed.send(delivery).await {
                 return;
             }
         }
     }
+}
+
+/// One long poll for as many messages as there are `permits`, each message wrapped with one.
+async fn receive(
+    shared: Arc<Shared>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+    wait: i32,
+    visibility_secs: i32,
+) -> Result<Vec<Delivery>, BusError> {
+    let max = i32::try_from(permits.len()).unwrap_or(10);
+    let messages = shared.sqs.receive(&shared.url, shared.queue.as_str(), max, wait, visibility_secs).await?;
+    Ok(messages.into_iter().filter_map(|message| Some(wrap(&shared, message, permits.pop()?))).collect())
 }
 
 fn wrap(shared: &Arc<Shared>, message: aws_sdk_sqs::types::Message, permit: OwnedSemaphorePermit) -> Delivery {
