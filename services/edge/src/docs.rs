@@ -1,7 +1,9 @@
 //! `/openapi.json` and `/swagger`: the service's OpenAPI 3.1 document and Swagger UI.
 //!
 //! The UI's files are compiled into the binary (utoipa-swagger-ui's `vendored` feature), so the
-//! page works on a laptop with no network.
+//! page works on a laptop with no network. They are compiled in gzipped (its `gzip` feature: 1.1
+//! MiB instead of 4.1 in every binary) and served so, with `Content-Encoding: gzip`, to every
+//! client that asks for gzip (every browser); any other client gets them decompressed.
 
 use std::sync::Arc;
 
@@ -134,7 +136,8 @@ pub(crate) fn routes(doc: OpenApiDoc) -> impl Filter<Extract = (Response,), Erro
         .and(warp::path::full())
         .and(warp::get())
         .and(route("/swagger"))
-        .and_then(move |tail: Tail, full: FullPath| {
+        .and(warp::header::optional::<String>("accept-encoding"))
+        .and_then(move |tail: Tail, full: FullPath, accept_encoding: Option<String>| {
             let config = config.clone();
             async move {
                 if tail.as_str().is_empty() && !full.as_str().ends_with('/') {
@@ -144,9 +147,25 @@ pub(crate) fn routes(doc: OpenApiDoc) -> impl Filter<Extract = (Response,), Erro
                 }
                 match utoipa_swagger_ui::serve(tail.as_str(), config) {
                     Ok(Some(file)) => {
-                        let mut response = Response::new(file.bytes.into_owned().into());
+                        let gzip = file.gzpipped && accepts_gzip(accept_encoding.as_deref());
+                        let body = if file.gzpipped && !gzip { gunzip(&file.bytes) } else { Ok(file.bytes.into_owned()) };
+                        let body = match body {
+                            Ok(body) => body,
+                            Err(err) => {
+                                tracing::error!(error = %err, file = tail.as_str(), "swagger ui file failed to decompress");
+                                return Ok(Problem::internal().into_response());
+                            }
+                        };
+                        let mut response = Response::new(body.into());
+                        let headers = response.headers_mut();
                         if let Ok(value) = HeaderValue::from_str(&file.content_type) {
-                            response.headers_mut().insert(header::CONTENT_TYPE, value);
+                            headers.insert(header::CONTENT_TYPE, value);
+                        }
+                        if file.gzpipped {
+                            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+                        }
+                        if gzip {
+                            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                         }
                         Ok(response)
                     }
@@ -159,4 +178,34 @@ pub(crate) fn routes(doc: OpenApiDoc) -> impl Filter<Extract = (Response,), Erro
             }
         });
     openapi.or(swagger).unify()
+}
+
+/// Whether the client asked for gzip: its `Accept-Encoding` names `gzip` (or `x-gzip`), or else
+/// `*`, with a non-zero weight (RFC 9110 §12.5.3). Without the header, RFC 9110 would allow any
+/// coding, but a plain `curl` sends none and should see the file, not gzip.
+fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let Some(value) = accept_encoding else { return false };
+    let mut wildcard = None;
+    for item in value.split(',') {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let weight = parts
+            .filter_map(|param| param.trim().strip_prefix("q=").or_else(|| param.trim().strip_prefix("Q=")))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => return weight > 0.0,
+            "*" => wildcard = Some(weight > 0.0),
+            _ => {}
+        }
+    }
+    wildcard.unwrap_or(false)
+}
+
+/// The original bytes of a gzipped file.
+fn gunzip(gzipped: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut plain = Vec::with_capacity(gzipped.len() * 4);
+    flate2::read::GzDecoder::new(gzipped).read_to_end(&mut plain)?;
+    Ok(plain)
 }

@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use notifications::NotificationsConfig;
 
+/// mimalloc, not glibc's malloc: a request allocates and frees many small buffers across tokio's
+/// worker threads, where glibc's per-thread arenas cost CPU (malloc/free were ~15 % of products'
+/// profile) and keep freed memory resident; see docs/performance.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     wharf_runtime::process::run(
         "notifications",

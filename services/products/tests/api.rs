@@ -332,7 +332,41 @@ async fn openapi_and_swagger_are_served_offline() {
     assert!(page.text().await.unwrap().contains("swagger-ui"));
     let init = server.get("/swagger/swagger-initializer.js").await.text().await.unwrap();
     assert!(init.contains("/openapi.json"), "the UI loads this service's document");
-    assert_eq!(server.get("/swagger/swagger-ui-bundle.js").await.status(), 200);
+    let plain = server.get("/swagger/swagger-ui-bundle.js").await;
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers().get("content-encoding"), None, "a client that did not ask for gzip gets the file");
+    let plain = plain.bytes().await.unwrap();
+    assert!(plain.len() > 1_000_000 && plain.starts_with(b"/*"), "{} bytes", plain.len());
+    // A browser asks for gzip and gets the file as it is compiled in.
+    for accept in ["gzip, deflate, br, zstd", "br;q=1.0, gzip;q=0.8, *;q=0.1", "*"] {
+        let zipped = server
+            .client
+            .get(server.url("/swagger/swagger-ui-bundle.js"))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(zipped.status(), 200);
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{accept}");
+        assert_eq!(zipped.headers()["vary"], "accept-encoding");
+        let zipped = zipped.bytes().await.unwrap();
+        assert!(
+            zipped.starts_with(&[0x1f, 0x8b]) && zipped.len() < plain.len() / 2,
+            "{accept}: {} bytes",
+            zipped.len()
+        );
+    }
+    for refusal in ["identity", "gzip;q=0, br", "br, *;q=0"] {
+        let response = server
+            .client
+            .get(server.url("/swagger/swagger-ui-bundle.js"))
+            .header("accept-encoding", refusal)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers().get("content-encoding"), None, "{refusal}");
+        assert_eq!(response.bytes().await.unwrap(), plain, "{refusal}");
+    }
     problem(server.get("/swagger/no-such-file.js").await, 404).await;
     server.stop().await;
 }

@@ -14,6 +14,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc, not glibc's malloc: a request allocates and frees many small buffers across tokio's
+/// worker threads, where glibc's per-thread arenas cost CPU (malloc/free were ~15 % of products'
+/// profile) and keep freed memory resident; see docs/performance.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// wharf — products, orders and notifications, from one command.
 #[derive(Debug, Parser)]
 #[command(name = "wharf", version, about, long_about = None)]
