@@ -54,6 +54,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use time::format_description::well_known::Rfc3339;
+use tokio::sync::OnceCell;
 use tracing::Instrument;
 use wharf_actors::{ChildSpec, PoolHandle, RestartPolicy, pool};
 use wharf_edge::trace::TRACE_TARGET;
@@ -82,7 +83,7 @@ pub fn product_gateway(
     let breaker = Breaker::new(&config, metrics.clone());
     let wait_limit = config.lookup_budget().saturating_mul(2);
     let (concurrency, queue) = (config.concurrency, config.queue);
-    let gateway = Arc::new(Gateway { config, breaker, cache: Arc::clone(&cache), metrics });
+    let gateway = Arc::new(Gateway { config, breaker, cache: Arc::clone(&cache), metrics, client: OnceCell::new() });
     let worker = Arc::new(GatewayWorker { gateway: Arc::clone(&gateway) });
     let (spec, pool) = pool(POOL_NAME, worker, concurrency, queue, policy);
     gateway.breaker.observer.enable_probes(Prober { pool: pool.clone(), cache });

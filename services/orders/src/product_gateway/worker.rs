@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::ActorProcessingErr;
+use tokio::sync::OnceCell;
 use wharf_actors::Worker;
 use wharf_edge::trace::TRACE_TARGET;
 
@@ -22,6 +23,10 @@ pub(super) struct Gateway {
     pub(super) breaker: Breaker,
     pub(super) cache: Arc<ProductCache>,
     pub(super) metrics: GatewayMetrics,
+    /// The HTTP client every worker uses, built by the first worker to start. Building one
+    /// loads and parses the system's root certificates: once per worker, that was most of
+    /// orders' start-up time off the database (docs/performance.md).
+    pub(super) client: OnceCell<reqwest::Client>,
 }
 
 /// One lookup for a worker.
@@ -34,7 +39,7 @@ pub(super) struct GatewayJob {
     pub(super) span: tracing::Span,
 }
 
-/// A gateway worker: performs lookups one at a time with its own HTTP client.
+/// A gateway worker: performs lookups one at a time with the gateway's HTTP client.
 #[derive(Debug)]
 pub(super) struct GatewayWorker {
     pub(super) gateway: Arc<Gateway>,
@@ -46,15 +51,23 @@ impl Worker for GatewayWorker {
     type State = reqwest::Client;
 
     async fn init(&self) -> Result<reqwest::Client, ActorProcessingErr> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(self.gateway.config.timeout)
-            // products never redirects; following one would leave the timeout and breaker accounting.
-            .redirect(reqwest::redirect::Policy::none())
-            // One lookup at a time per worker: one idle connection is all it can reuse.
-            .pool_max_idle_per_host(1)
-            .user_agent(concat!("wharf-orders/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(client)
+        let config = &self.gateway.config;
+        let client = self
+            .gateway
+            .client
+            .get_or_try_init(|| async {
+                reqwest::Client::builder()
+                    .connect_timeout(config.timeout)
+                    // products never redirects; following one would leave the timeout and breaker
+                    // accounting.
+                    .redirect(reqwest::redirect::Policy::none())
+                    // One lookup at a time per worker: a connection per worker is all they reuse.
+                    .pool_max_idle_per_host(config.concurrency)
+                    .user_agent(concat!("wharf-orders/", env!("CARGO_PKG_VERSION")))
+                    .build()
+            })
+            .await?;
+        Ok(client.clone())
     }
 
     async fn perform(&self, client: &mut reqwest::Client, job: &GatewayJob) -> Self::Output {
