@@ -134,6 +134,7 @@ fn every_log_line_names_the_service_by_its_short_name_whatever_the_trace_resourc
     assert!(lines.iter().any(|line| line["message"] == "draining"), "the stop was logged");
     for line in &lines {
         assert_eq!(line["service"], "products", "{line}");
+        assert!(line.get("correlation_id").is_none(), "one correlation field, `correlationId`: {line}");
     }
 }
 

@@ -2,8 +2,9 @@
 //! inside a request or a message handler — `correlationId`, `traceId` and `spanId`, then the
 //! event's own fields.
 //!
-//! `service` and `correlationId` come from the nearest spans that carry them ([`SpanTags`]);
-//! `service` otherwise from the event's own `service` field, and last from the process (its
+//! `service` and `correlationId` come from the nearest spans that carry them ([`SpanTags`]),
+//! otherwise from the event's own `service` and `correlation_id` fields (which never appear a
+//! second time under their own names); `service` last from the process (its
 //! short name, `wharf` for `wharf up`), so every line of one service says the same name;
 //! `traceId` and `spanId` from the current OpenTelemetry span, so they are the ids a trace
 //! backend shows for the same request (present only while traces are exported: without an
@@ -36,6 +37,9 @@ pub(crate) struct JsonLine {
 struct Fields {
     message: Option<String>,
     service: Option<String>,
+    /// An event's own `correlation_id` (the access log line, a relay or sender event outside a
+    /// request): the line's `correlationId` when no span carries one, never a second field.
+    correlation_id: Option<String>,
     rest: Map<String, Value>,
 }
 
@@ -74,6 +78,9 @@ impl Fields {
         match field.name() {
             "message" => self.message = value.as_str().map(str::to_owned).or_else(|| Some(value.to_string())),
             "service" => self.service = value.as_str().map(str::to_owned).or_else(|| Some(value.to_string())),
+            "correlation_id" => {
+                self.correlation_id = value.as_str().map(str::to_owned).or_else(|| Some(value.to_string()));
+            }
             // `log` crate records arrive with these; the line has its own.
             name if name.starts_with("log.") => {}
             name => {
@@ -116,7 +123,7 @@ where
         line.insert("service".into(), Value::from(service));
         line.insert("target".into(), Value::from(event.metadata().target()));
         line.insert("message".into(), Value::from(fields.message.unwrap_or_default()));
-        if let Some(correlation_id) = tags.correlation_id {
+        if let Some(correlation_id) = tags.correlation_id.or(fields.correlation_id) {
             line.insert("correlationId".into(), Value::from(correlation_id));
         }
         // The current span's OTel context (an event naming another parent is rare here and
