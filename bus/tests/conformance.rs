@@ -115,7 +115,14 @@ async fn a_subscription_stopped_mid_fetch_releases_what_its_last_fetch_brought(b
     b.finish().await;
 }
 
-async fn a_thousand_concurrent_publishes_are_each_consumed_exactly_once(b: Backend) {
+/// Every published event is consumed. Memory, SQLite and RabbitMQ deliver each exactly once here
+/// (nothing fails, nobody dies). SQS promises at least once: a standard queue may hand a message
+/// out again, and moto does so under this load — its `Queue.delete_message` rebuilds the message
+/// list without a lock, so of two DeleteMessageBatch calls served at once one can put back a
+/// message the other removed, and it reappears one visibility timeout later. So on SQS a second
+/// copy is allowed only as what SQS itself can do: a later receive of a message, never a first
+/// receive twice, and rare.
+async fn a_thousand_concurrent_publishes_are_each_consumed_at_least_once_and_none_lost(b: Backend) {
     let handler = Script::acking();
     let (supervisor, consumer) = start_consumer(&b, Arc::clone(&handler), 32).await;
 
@@ -137,22 +144,21 @@ async fn a_thousand_concurrent_publishes_are_each_consumed_exactly_once(b: Backe
     let seen = handler.seen();
     let ids: HashSet<_> = seen.iter().map(|s| s.envelope.id()).collect();
     let published: HashSet<_> = envelopes.iter().map(Envelope::id).collect();
-    if std::env::var("DEBUG_DLQ").is_ok() {
-        let mut counts = std::collections::HashMap::new();
-        for s in &seen {
-            counts.entry(s.envelope.id()).or_insert_with(Vec::new).push((s.attempt, s.at));
-        }
-        for (id, v) in counts.iter().filter(|(_, v)| v.len() > 1) {
-            let t0 = v[0].1;
-            eprintln!("dup {id}: {:?}", v.iter().map(|(a, t)| (a, t.duration_since(t0))).collect::<Vec<_>>());
-        }
-        eprintln!("stats {:?}", consumer.stats());
-    }
     assert_eq!(ids, published, "every published event was consumed");
-    assert_eq!(seen.len(), 1000, "and none twice");
-    assert!(seen.iter().all(|s| s.attempt == 1));
+    let first_receives = seen.iter().filter(|s| s.attempt == 1).count();
+    assert_eq!(first_receives, 1000, "each event's first receive happened once");
+    let again = seen.len() - 1000;
+    if b.kind() == wharf_bus::BackendKind::Sqs {
+        assert!(again <= 10, "redeliveries are rare: {again} of 1000");
+    } else {
+        assert_eq!(again, 0, "none twice");
+    }
     let stats = consumer.stats();
-    assert_eq!((stats.acked, stats.retried, stats.dead_lettered, stats.settle_failures), (1000, 0, 0, 0));
+    assert_eq!(
+        (stats.acked, stats.retried, stats.dead_lettered, stats.settle_failures),
+        (seen.len() as u64, 0, 0, 0),
+        "every delivery acked, none retried or dead-lettered"
+    );
     supervisor.shutdown().await;
     b.finish().await;
 }
@@ -452,7 +458,7 @@ macro_rules! conformance {
 conformance!(
     round_trip_keeps_the_envelope_and_its_metadata,
     a_subscription_stopped_mid_fetch_releases_what_its_last_fetch_brought,
-    a_thousand_concurrent_publishes_are_each_consumed_exactly_once,
+    a_thousand_concurrent_publishes_are_each_consumed_at_least_once_and_none_lost,
     an_unacked_delivery_is_redelivered_after_its_consumer_is_killed,
     retry_later_waits_for_the_delay_and_counts_the_attempt,
     an_always_failing_message_is_dead_lettered_after_max_attempts(3),
