@@ -53,7 +53,11 @@ for name in products orders notifications; do
   fi
   cases=$(grep -Eo '[0-9]+ (generated|test cases)' "$report" | head -n 1 || true)
   echo "fuzz: $name: $outcome (${cases:-see report})"
-  grep -E "^(Test cases|Summary|API Operations|Test Phases|  (Examples|Coverage|Fuzzing|Stateful))" -A0 "$report" | sed "s/^/fuzz: $name: /" || true
+  # The report's operation, phase and case sections: each heading with its indented lines.
+  awk -v name="$name" '
+    /^(API Operations|Test Phases|Test cases):/ { keep = 1; print "fuzz: " name ": " $0; next }
+    keep && /^[[:space:]]+[^[:space:]]/ { print "fuzz: " name ": " $0; next }
+    { keep = 0 }' "$report"
 done
 
 # No 5xx may reach a client even when schemathesis would not flag it (e.g. an undocumented path).
