@@ -19,7 +19,10 @@
 #      and a burst of orders drained;
 #   P4 RSS idle and after the loads (/proc/<pid>/status VmHWM, VmRSS);
 #   P5 exec → first 200 on /health/ready;
-#   P6 stripped binary size.
+#   P6 stripped binary size;
+#   P7 what trace export costs: `wharf load` (its default mix) against the same three services
+#      with export off, then restarted exporting every span over OTLP/HTTP to a local sink that
+#      accepts every batch (bench/ceiling answering an empty body) — the baseline is export off.
 # Needs PostgreSQL (with pgbench), RabbitMQ (scripts/dev-services.sh finds them) and wrk (installed
 # from Debian if missing).
 set -euo pipefail
@@ -103,7 +106,13 @@ PY
   [ "$(wc -l <"$work/$name.start")" -ge 2 ] || { tail -n 20 "$work/$name.log" >&2; echo "bench: $name did not become ready" >&2; exit 1; }
   pid[$name]=$(sed -n 1p "$work/$name.start")
   pid[$name-waiter]=$waiter
-  record "{\"figure\":\"P5 start to ready\",\"subject\":\"$name\",\"value\":$(sed -n 2p "$work/$name.start"),\"unit\":\"ms\"}"
+  [ -n "${restarting:-}" ] ||
+    record "{\"figure\":\"P5 start to ready\",\"subject\":\"$name\",\"value\":$(sed -n 2p "$work/$name.start"),\"unit\":\"ms\"}"
+}
+stop() { # name: SIGTERM, and wait for it to drain and exit
+  kill -TERM "${pid[$1]}"
+  wait "${pid[$1-waiter]}" 2>/dev/null || true
+  unset "pid[$1]" "pid[$1-waiter]"
 }
 rss() { # name: VmRSS and VmHWM in MiB
   awk '/^VmRSS|^VmHWM/ {printf "%s %.1f\n", $1, $2 / 1024}' "/proc/${pid[$1]}/status"
@@ -204,6 +213,31 @@ print(json.dumps({"figure": f"P3 burst of {size} orders", "subject": "orders + n
                   "missing": burst["notifications_missing"]}))
 PY
 
+# P7: wharf load with trace export off, then on (every span, to a local OTLP/HTTP sink).
+load_json() { # label: wharf load's default mix for the figure's duration, its report as JSON fields
+  "$bin/wharf" load "${targets[@]}" --users "$connections" --duration "${duration}s" --notify-wait 120s \
+    --json >"$work/$1.json" || { cat "$work/$1.json" >&2; echo "bench: wharf load ($1) failed" >&2; exit 1; }
+  python3 - "$work/$1.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p99 = (r["operations"]["order_create"]["latency_ms"] or {}).get("p99") or 0
+print(f'"rps":{r["rps"]},"p99_ms":{p99},"non_2xx":{r["errors"]},"missing":{r["notifications_missing"]}')
+PY
+}
+record "{\"figure\":\"P7 wharf load, trace export\",\"subject\":\"baseline (export off)\",$(load_json export-off)}"
+sink_port=$(free_port)
+"$bin/wharf-ceiling" "" "$sink_port" >/dev/null &
+pid[sink]=$!
+traced=("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$sink_port" OTEL_TRACES_SAMPLER=always_on)
+restarting=yes
+stop notifications
+start notifications "$notifications_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_notifications" "${bus[@]}" SEND_DELAY_EMAIL_MS=0 "${traced[@]}"
+stop orders
+start orders "$orders_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_orders" "${bus[@]}" "PRODUCTS_URL=http://127.0.0.1:$products_port" "${traced[@]}"
+stop products
+start products "$products_port" "DATABASE_URL=sqlite://$work/products.db?mode=rwc" "${traced[@]}"
+record "{\"figure\":\"P7 wharf load, trace export\",\"subject\":\"export on (OTLP/HTTP, every span)\",$(load_json export-on)}"
+
 # P6: stripped binaries.
 for name in products orders notifications; do
   strip -o "$work/$name.stripped" "$bin/$name"
@@ -221,14 +255,18 @@ machine = f"{os.cpu_count()} CPUs, {platform.machine()}, Linux {platform.release
 report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "build": build,
           "machine": machine, "wrk": f"-t2 -c{connections} -d{duration}s", "figures": rows}
 json.dump(report, open(out, "w"), indent=2)
-ceilings = {r["figure"]: r for r in rows if r["subject"].startswith("ceiling")}
+def comparator(r):
+    return r["subject"].startswith(("ceiling", "baseline"))
+ceilings = {r["figure"]: r for r in rows if comparator(r)}
 print(f"\nwharf bench — {report['date']} — {build} — {machine}\n")
 print(f"| figure | subject | measured | ceiling | ratio |\n|---|---|---|---|---|")
 for r in rows:
-    if r["subject"].startswith("ceiling"):
+    if comparator(r):
         continue
     if "rps" in r:
         measured = f"{r['rps']:,.0f} req/s, p99 {r['p99_ms']:.1f} ms" + (f", {r['non_2xx']} non-2xx" if r.get("non_2xx") else "")
+        if r.get("missing"):
+            measured += f", {r['missing']} orders not notified"
         ceiling = ceilings.get(r["figure"])
         ceiling_text = f"{ceiling['rps']:,.0f} /s" if ceiling else "—"
         ratio = f"{r['rps'] / ceiling['rps']:.0%}" if ceiling and ceiling["rps"] else "—"
