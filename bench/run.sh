@@ -224,19 +224,27 @@ p99 = (r["operations"]["order_create"]["latency_ms"] or {}).get("p99") or 0
 print(f'"rps":{r["rps"]},"p99_ms":{p99},"non_2xx":{r["errors"]},"missing":{r["notifications_missing"]}')
 PY
 }
-record "{\"figure\":\"P7 wharf load, trace export\",\"subject\":\"baseline (export off)\",$(load_json export-off)}"
 sink_port=$(free_port)
 "$bin/wharf-ceiling" "" "$sink_port" >/dev/null &
 pid[sink]=$!
-traced=("OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$sink_port" OTEL_TRACES_SAMPLER=always_on)
 restarting=yes
-stop notifications
-start notifications "$notifications_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_notifications" "${bus[@]}" SEND_DELAY_EMAIL_MS=0 "${traced[@]}"
-stop orders
-start orders "$orders_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_orders" "${bus[@]}" "PRODUCTS_URL=http://127.0.0.1:$products_port" "${traced[@]}"
-stop products
-start products "$products_port" "DATABASE_URL=sqlite://$work/products.db?mode=rwc" "${traced[@]}"
-record "{\"figure\":\"P7 wharf load, trace export\",\"subject\":\"export on (OTLP/HTTP, every span)\",$(load_json export-on)}"
+restart_all() { # extra VAR=value settings for all three (none: export off)
+  stop products
+  start products "$products_port" "DATABASE_URL=sqlite://$work/products.db?mode=rwc" "$@"
+  stop notifications
+  start notifications "$notifications_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_notifications" "${bus[@]}" SEND_DELAY_EMAIL_MS=0 "$@"
+  stop orders
+  start orders "$orders_port" "DATABASE_URL=$pg_base/wharf_bench_${run_id}_orders" "${bus[@]}" "PRODUCTS_URL=http://127.0.0.1:$products_port" "$@"
+}
+# Off and on alternate, each after a fresh start, so neither gains from running second.
+rounds=2
+[ -n "$short" ] && rounds=1
+for round in $(seq 1 "$rounds"); do
+  restart_all
+  record "{\"figure\":\"P7 wharf load, trace export\",\"subject\":\"baseline (export off), round $round\",$(load_json "off-$round")}"
+  restart_all "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:$sink_port" OTEL_TRACES_SAMPLER=always_on
+  record "{\"figure\":\"P7 wharf load, trace export\",\"subject\":\"export on (OTLP/HTTP, every span), round $round\",$(load_json "on-$round")}"
+done
 
 # P6: stripped binaries.
 for name in products orders notifications; do
@@ -257,7 +265,9 @@ report = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespe
 json.dump(report, open(out, "w"), indent=2)
 def comparator(r):
     return r["subject"].startswith(("ceiling", "baseline"))
-ceilings = {r["figure"]: r for r in rows if comparator(r)}
+def key(r):  # a P7 export-on row is compared with the baseline of its own round
+    return (r["figure"], r["subject"].rsplit("round ", 1)[1] if "round " in r["subject"] else None)
+ceilings = {key(r): r for r in rows if comparator(r)}
 print(f"\nwharf bench — {report['date']} — {build} — {machine}\n")
 print(f"| figure | subject | measured | ceiling | ratio |\n|---|---|---|---|---|")
 for r in rows:
@@ -267,7 +277,7 @@ for r in rows:
         measured = f"{r['rps']:,.0f} req/s, p99 {r['p99_ms']:.1f} ms" + (f", {r['non_2xx']} non-2xx" if r.get("non_2xx") else "")
         if r.get("missing"):
             measured += f", {r['missing']} orders not notified"
-        ceiling = ceilings.get(r["figure"])
+        ceiling = ceilings.get(key(r)) or ceilings.get((r["figure"], None))
         ceiling_text = f"{ceiling['rps']:,.0f} /s" if ceiling else "—"
         ratio = f"{r['rps'] / ceiling['rps']:.0%}" if ceiling and ceiling["rps"] else "—"
     elif "p50_ms" in r:
