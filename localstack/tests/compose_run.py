@@ -31,6 +31,7 @@ from stack import (
     NAMES,
     REPO,
     SERVICES,
+    GiveUp,
     HostMap,
     aws,
     base_env,
@@ -131,7 +132,7 @@ class ComposeRun:
 
         def healthy():
             if self.processes[service].poll() is not None:
-                raise AssertionError(f"{service} exited with {self.processes[service].returncode} during start-up:\n{self.tail(service)}")
+                raise GiveUp(f"{service} exited with {self.processes[service].returncode} during start-up")
             return subprocess.run(command, env=env, capture_output=True, timeout=10).returncode == 0
 
         try:

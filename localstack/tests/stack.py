@@ -143,12 +143,18 @@ def request_json(method: str, url: str, body=None, timeout: float = 10.0):
         return response.status, (json.loads(raw) if raw else None)
 
 
+class GiveUp(AssertionError):
+    """Raised by a `wait_until` predicate when waiting longer cannot help (the process died)."""
+
+
 def wait_until(what: str, predicate, timeout: float, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         try:
             last = predicate()
+        except GiveUp:
+            raise
         except Exception as err:  # noqa: BLE001 - reported if it never succeeds
             last = err
         if last and not isinstance(last, Exception):
