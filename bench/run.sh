@@ -20,9 +20,10 @@
 #   P4 RSS idle and after the loads (/proc/<pid>/status VmHWM, VmRSS);
 #   P5 exec → first 200 on /health/ready;
 #   P6 stripped binary size;
-#   P7 what trace export costs: `wharf load` (its default mix) against the same three services
-#      with export off, then restarted exporting every span over OTLP/HTTP to a local sink that
-#      accepts every batch (bench/ceiling answering an empty body) — the baseline is export off.
+#   P7 what trace export costs: `wharf load` (its default mix) against the same three services,
+#      restarted with export off, then exporting every span over OTLP/HTTP to a local sink that
+#      accepts every batch (bench/ceiling answering an empty body); two rounds (one with --short),
+#      each export-on figure beside its own round's export-off baseline.
 # Needs PostgreSQL (with pgbench), RabbitMQ (scripts/dev-services.sh finds them) and wrk (installed
 # from Debian if missing).
 set -euo pipefail
