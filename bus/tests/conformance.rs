@@ -145,8 +145,9 @@ async fn a_thousand_concurrent_publishes_are_each_consumed_at_least_once_and_non
     let ids: HashSet<_> = seen.iter().map(|s| s.envelope.id()).collect();
     let published: HashSet<_> = envelopes.iter().map(Envelope::id).collect();
     assert_eq!(ids, published, "every published event was consumed");
-    let first_receives = seen.iter().filter(|s| s.attempt == 1).count();
-    assert_eq!(first_receives, 1000, "each event's first receive happened once");
+    let first_receives: Vec<_> = seen.iter().filter(|s| s.attempt == 1).map(|s| s.envelope.id()).collect();
+    assert_eq!(first_receives.len(), 1000, "one first receive per event");
+    assert_eq!(first_receives.into_iter().collect::<HashSet<_>>(), published, "each event's first receive, once");
     let again = seen.len() - 1000;
     if b.kind() == wharf_bus::BackendKind::Sqs {
         assert!(again <= 10, "redeliveries are rare: {again} of 1000");
